@@ -239,3 +239,14 @@ def check_preference(row: dict, where: str = "record"):
     _require(row, ("prompt", "chosen", "rejected"), where)
     if row["chosen"] == row["rejected"]:
         raise ValueError(f"{where}: chosen and rejected are the same text")
+
+
+if __name__ == "__main__":  # `python -m course_utils.data`: fetch, cache and summarise
+    corpus = load_corpus()
+    print(f"{len(corpus)} texts cached in {cache_dir()}")
+    texts, ratings = {d: 0 for d in DOMAINS}, {d: 0 for d in DOMAINS}
+    for domain, rs in zip(corpus["domain"], corpus["ratings"]):
+        texts[domain] += 1
+        ratings[domain] += len(rs)
+    for domain in DOMAINS:
+        print(f"  {domain:10s} {texts[domain]:6d} texts, {ratings[domain]:7d} individual ratings")
