@@ -1,0 +1,45 @@
+"""Training objectives. Each ``*_step(model, batch) -> (loss, metrics)`` plugs into
+``training.train`` as its ``loss_fn``.
+
+SFT: maximise the likelihood of the human-written responses, token by token,
+given the prompt. Only response tokens are trained on (the prompt is given, not
+predicted), and the end token counts as a response token.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .batching import IGNORE_INDEX
+from .logprobs import token_logprobs
+
+
+def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy over the labelled tokens.
+
+    logits [B, T, V], labels [B, T] (token ids, -100 where not trained on) -> scalar:
+
+        L = -(1/N) Σ_i Σ_{t ∈ response_i} log π(y_t | x, y_<t)
+
+    with N the number of response tokens in the whole batch (a token mean, not a
+    mean of per-sequence means: long responses weigh more). The shift is explicit:
+    ``logits[:, t]`` predicts ``labels[:, t + 1]``.
+    """
+    if logits.dim() != 3 or labels.shape != logits.shape[:2]:
+        raise ValueError(f"expected logits [B, T, V] and labels [B, T], got {tuple(logits.shape)} "
+                         f"and {tuple(labels.shape)}")
+    targets = labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    n = mask.sum()
+    if n == 0:
+        raise ValueError("no labelled tokens in the batch (every label after the first is -100)")
+    logps = token_logprobs(logits[:, :-1], targets.masked_fill(~mask, 0))  # [B, T-1]
+    return -(logps * mask).sum() / n
+
+
+def sft_step(model, batch: dict):
+    """``loss_fn`` for SFT: ``batch`` from ``collate_sft``; metrics: ``tokens``, the
+    number of response tokens the loss averaged over."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss = sft_loss(logits, batch["labels"])
+    return loss, {"tokens": int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())}
