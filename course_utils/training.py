@@ -111,13 +111,14 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
     optimizer = make_optimizer(model, config)
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     start, history = _load_checkpoint(ckpt, model, optimizer, config) if ckpt else (0, [])
-    seed_everything(config.seed + start)
     model.train()
     bar = tqdm(range(start, config.steps), desc=config.desc, initial=start, total=config.steps,
                disable=bool(os.environ.get("CI")))
-    step = start
+    done = start  # optimiser steps taken, what a checkpoint records
     try:
         for step in bar:
+            seed_everything(config.seed * 1_000_003 + step)  # dropout etc.: the same on a resumed run
+            optimizer.zero_grad(set_to_none=True)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             totals = {}
@@ -131,20 +132,20 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
                     totals[k] = totals.get(k, 0.0) + float(torch.as_tensor(v).detach()) / config.grad_accum
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if eval_fn is not None and eval_every and (step + 1) % eval_every == 0:
+            done = step + 1
+            if eval_fn is not None and eval_every and done % eval_every == 0:
                 model.eval()
                 totals.update(eval_fn(model))
                 model.train()
-            if step % config.log_every == 0 or step == config.steps - 1 or "eval" in "".join(totals):
+            if step % config.log_every == 0 or done == config.steps or (eval_every and done % eval_every == 0):
                 history.append({"step": step, "lr": lr_at(step, config), **totals})
                 bar.set_postfix(loss=f"{totals['loss']:.3f}")
-            if ckpt and (step + 1) % config.checkpoint_every == 0:
-                _save_checkpoint(ckpt, model, optimizer, step + 1, history, config)
+            if ckpt and done % config.checkpoint_every == 0:
+                _save_checkpoint(ckpt, model, optimizer, done, history, config)
     except KeyboardInterrupt:
         if ckpt:
-            _save_checkpoint(ckpt, model, optimizer, step, history, config)
-            print(f"Interrupted at step {step}; saved {ckpt / 'checkpoint.pt'}. Run again to resume.")
+            _save_checkpoint(ckpt, model, optimizer, done, history, config)
+            print(f"Interrupted after {done} steps; saved {ckpt / 'checkpoint.pt'}. Run again to resume.")
         raise
     finally:
         bar.close()

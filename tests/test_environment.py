@@ -79,7 +79,8 @@ def test_pins_agree():
 def test_torch_pinned_the_same_in_makefile_and_environment():
     torch_env = exact_pin(environment_requirements()["torch"])
     assert torch_env, "environment.yml must pin torch exactly (CPU installs)"
-    assert Version(makefile_torch_version()) == Version(torch_env)
+    assert Version(makefile_torch_version()) == Version(torch_env), \
+        f"Makefile installs torch {makefile_torch_version()}, environment.yml pins {torch_env}"
     assert pyproject_requirements()["torch"].specifier.contains(torch_env)
 
 
