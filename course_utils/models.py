@@ -14,6 +14,9 @@ from pathlib import Path
 import torch
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
                           GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast)
+from transformers.utils import logging as hf_logging
+
+hf_logging.disable_progress_bar()  # a bar per checkpoint load is noise in a notebook
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 TINY_BASE = CHECKPOINTS / "tiny-base"

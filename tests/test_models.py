@@ -43,14 +43,14 @@ def distinct_2(texts):
 def test_samples_are_not_degenerate():
     """distinct-2 (unique word bigrams / all bigrams) of 64 samples at temperature 1.
 
-    Human texts of the validation split score about 0.9 on a sample of the same size;
-    a model stuck in loops ("the the the", one phrase over and over) scores far lower. The floor
-    0.6 sits between: the shipped model measured DISTINCT2 when this test was written.
+    Measured when this test was written: 64 human validation texts score 0.95-0.96, the
+    shipped model 0.96-0.97 (seeds 0-2); greedy decoding, which repeats one text, scores 0.13.
+    The floor 0.8 is well below people and far above a model that repeats itself or loops.
     """
     model, tok = load_policy("tiny")
     out = generate(model, tok, [tok.eos_token] * 64, max_new_tokens=40, seed=0)
     texts = out["responses"]
-    assert distinct_2(texts) > 0.6
+    assert distinct_2(texts) > 0.8
     assert max(Counter(texts).values()) <= 2  # not one text over and over
     assert sum(out["finished"]) > 32  # it learned where a text ends
 
