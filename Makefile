@@ -59,6 +59,7 @@ lab: venv data
 	$(BIN)/jupyter lab notebooks/
 
 test: venv data
+	rm -rf notebooks/runs/*-smoke  # smoke checkpoints of earlier runs: test the code, not a cache
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider tests \
 	  --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 

@@ -111,6 +111,8 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
     optimizer = make_optimizer(model, config)
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     start, history = _load_checkpoint(ckpt, model, optimizer, config) if ckpt else (0, [])
+    if start:
+        print(f"Resuming from {ckpt / 'checkpoint.pt'} after {start} of {config.steps} steps.")
     model.train()
     bar = tqdm(range(start, config.steps), desc=config.desc, initial=start, total=config.steps,
                disable=bool(os.environ.get("CI")))

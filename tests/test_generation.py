@@ -1,0 +1,38 @@
+"""Batched generation: left padding must not change what a prompt gets; bad input is refused."""
+
+import pytest
+
+from course_utils.generation import generate
+from course_utils.models import load_policy
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_policy("tiny")
+
+
+def test_a_prompt_gets_the_same_response_alone_and_in_a_left_padded_batch(tiny):
+    model, tok = tiny
+    short, long = "Instruction: Write a tweet.\nResponse:", "The movie was long, and the actors were"
+    # near-greedy sampling: the response is a function of the prompt, so batching must not change it
+    alone = generate(model, tok, [short], max_new_tokens=12, temperature=1e-4)
+    batched = generate(model, tok, [long, short], max_new_tokens=12, temperature=1e-4)
+    assert batched["responses"][1] == alone["responses"][0]
+    assert batched["finished"][1] == alone["finished"][0]
+
+
+def test_responses_stop_at_the_end_token_and_say_so(tiny):
+    model, tok = tiny
+    out = generate(model, tok, [tok.eos_token] * 16, max_new_tokens=64, seed=0)
+    assert any(out["finished"])
+    assert not any(tok.eos_token in r or tok.pad_token in r for r in out["responses"])
+
+
+@pytest.mark.parametrize("prompts, kwargs, message", [
+    ([], {}, "non-empty list"),
+    (["ok", "  "], {}, "non-empty prompt"),
+    (["ok"], {"temperature": 0}, "temperature must be positive"),
+])
+def test_bad_input_is_a_clear_error(tiny, prompts, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate(*tiny, prompts, **kwargs)
