@@ -7,7 +7,7 @@ batch) -> (loss, metrics)``, so SFT, reward modelling, DPO and ORPO share the lo
 - the device is the model's; bf16 autocast on CUDA, full precision elsewhere;
 - seeded: batch k of a run is the same batch however often the run is resumed;
 - gradient accumulation: ``config.grad_accum`` micro-batches per optimiser step;
-- ``tqdm.auto`` progress bar, silent when ``$CI`` is set;
+- a progress bar (``progress.Progress``), a one-line summary in headless runs;
 - with ``config.checkpoint_dir`` set, a checkpoint is written atomically every
   ``config.checkpoint_every`` steps and on Ctrl-C; calling ``train`` again resumes.
 """
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from .progress import Progress
 
 
 @dataclass
@@ -114,11 +115,10 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
     if start:
         print(f"Resuming from {ckpt / 'checkpoint.pt'} after {start} of {config.steps} steps.")
     model.train()
-    bar = tqdm(range(start, config.steps), desc=config.desc, initial=start, total=config.steps,
-               disable=bool(os.environ.get("CI")))
+    bar = Progress(config.steps, config.desc, unit="steps", initial=start)
     done = start  # optimiser steps taken, what a checkpoint records
     try:
-        for step in bar:
+        for step in range(start, config.steps):
             seed_everything(config.seed * 1_000_003 + step)  # dropout etc.: the same on a resumed run
             optimizer.zero_grad(set_to_none=True)
             for group in optimizer.param_groups:
@@ -141,7 +141,7 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
                 model.train()
             if step % config.log_every == 0 or done == config.steps or (eval_every and done % eval_every == 0):
                 history.append({"step": step, "lr": lr_at(step, config), **totals})
-                bar.set_postfix(loss=f"{totals['loss']:.3f}")
+            bar.update(1, loss=f"{totals['loss']:.3f}")
             if ckpt and done % config.checkpoint_every == 0:
                 _save_checkpoint(ckpt, model, optimizer, done, history, config)
     except KeyboardInterrupt:
