@@ -1,20 +1,23 @@
 # Preference fine-tuning course: set up, run and test everything from here.
 #
-#   make venv   create .venv and install the course (CPU torch, pinned)
-#   make data   fetch and cache the corpus (~/.cache/preference-course)
-#   make lab    open the notebooks in JupyterLab
-#   make run    execute every notebook headless into build/ (.ipynb and .html)
-#   make test   unit tests and every notebook under nbval, smoke profile
-#   make clean  remove build/
+#   make venv        create .venv and install the course (torch pinned; CPU wheel without an NVIDIA GPU)
+#   make data        fetch and cache the corpus (~/.cache/preference-course)
+#   make lab         open the notebooks in JupyterLab
+#   make run         execute every notebook headless into build/ (.ipynb and .html)
+#   make notebooks   re-execute the committed notebooks in place, cpu profile
+#   make test        unit tests and every notebook under nbval, smoke profile
+#   make clean       remove build/
 #
-# Variables: PYTHON (python3), TORCH_VERSION (2.13.0), TORCH_INDEX (unset; e.g.
-# https://download.pytorch.org/whl/cpu where PyPI's default torch is a CUDA
-# build), NOTEBOOKS (folders that `make test` runs under nbval).
+# Variables: PYTHON (python3), TORCH_VERSION (2.13.0), TORCH_INDEX (where torch
+# comes from; unset: the CPU index below on a machine without nvidia-smi if it can
+# be reached, else the default index), NOTEBOOKS (folders that `make test` runs
+# under nbval).
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 NOTEBOOKS ?= notebooks
 BUILD ?= build
 
@@ -23,10 +26,22 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data run lab test clean
+.PHONY: help venv data run notebooks lab test clean torch-index
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
+
+# Where torch comes from. PyPI's default Linux wheel is a CUDA build of several GB:
+# right with an NVIDIA GPU, a waste without one. So: TORCH_INDEX if given; the
+# default index where nvidia-smi exists; else the CPU index, if it answers within
+# 10 s (some networks reach only PyPI; their PyPI mirror then has to do).
+torch-index:
+	@if [ -n "$(TORCH_INDEX)" ]; then echo "$(TORCH_INDEX)"; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then echo "default"; \
+	elif $(PYTHON) -c "import urllib.request as u; u.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=10)" \
+	    >/dev/null 2>&1; then echo "$(TORCH_CPU_INDEX)"; \
+	else echo "no NVIDIA GPU, but $(TORCH_CPU_INDEX) cannot be reached: torch from the default index" >&2; \
+	  echo "default"; fi
 
 venv: $(STAMP)
 
@@ -36,24 +51,23 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	@index=$$($(MAKE) -s --no-print-directory torch-index); \
+	echo "torch==$(TORCH_VERSION) from $$index index"; \
+	if [ "$$index" = default ]; then $(PIP) install -q "torch==$(TORCH_VERSION)"; \
+	else $(PIP) install -q "torch==$(TORCH_VERSION)" --index-url "$$index"; fi
 	$(PIP) install -q -e ".[dev,lab]"
 	@touch $@
 
 data: venv
 	$(BIN)/python -m course_utils.data
 
-test run: export PYTHONHASHSEED := 0
+test run notebooks: export PYTHONHASHSEED := 0
 
 run: venv data
-	@mkdir -p $(BUILD)
-	@set -e; for nb in $(sort $(wildcard notebooks/[0-9]*.ipynb)); do \
-	  name=$$(basename "$$nb" .ipynb); \
-	  echo "==> $$nb"; \
-	  $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1800 \
-	    --output-dir $(BUILD) --output "$$name" "$$nb"; \
-	  $(BIN)/jupyter nbconvert --to html --output-dir $(BUILD) --output "$$name" "$(BUILD)/$$name.ipynb"; \
-	done
+	$(BIN)/python tools/run_notebooks.py --output-dir $(BUILD) --html $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+notebooks: venv data
+	$(BIN)/python tools/run_notebooks.py --inplace --profile cpu $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
 lab: venv data
 	$(BIN)/jupyter lab notebooks/

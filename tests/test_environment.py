@@ -5,7 +5,15 @@ packages with the same pins; the installed versions are the pinned ones; and the
 README's test command is what CI runs.
 """
 
+import functools
+import http.server
+import os
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
 import tomllib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -105,3 +113,61 @@ def test_readme_test_command_is_make_test():
     code_blocks = re.findall(r"^```[^\n]*\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
     assert any("make test" in block for block in code_blocks), \
         "README.md must give `make test` (what .ci/run runs) in a code block"
+
+
+# ---------------------------------------------------------------- where `make venv` takes torch from
+
+def torch_index(env_extra: dict, path: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCH_INDEX", "MAKEFLAGS", "MAKELEVEL")}
+    env.update(env_extra, PATH=path)
+    return subprocess.run(["make", "-s", "--no-print-directory", "torch-index", f"PYTHON={sys.executable}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def no_gpu_path(tmp_path):
+    """A PATH with make and sh but no nvidia-smi (the machine's own PATH, where it has none)."""
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine has nvidia-smi")
+    return os.environ["PATH"]
+
+
+@pytest.fixture
+def gpu_path(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    return f"{fake}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.fixture
+def local_index(tmp_path):
+    """A package index that answers, served from a temporary folder."""
+    (tmp_path / "index" / "torch").mkdir(parents=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "index"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_torch_index_override_wins(gpu_path):
+    assert torch_index({"TORCH_INDEX": "https://example.org/whl"}, gpu_path).stdout.strip() == "https://example.org/whl"
+
+
+def test_torch_index_default_with_an_nvidia_gpu(gpu_path, local_index):
+    assert torch_index({"TORCH_CPU_INDEX": local_index}, gpu_path).stdout.strip() == "default"
+
+
+def test_torch_index_cpu_without_a_gpu(no_gpu_path, local_index):
+    assert torch_index({"TORCH_CPU_INDEX": local_index}, no_gpu_path).stdout.strip() == local_index
+
+
+def test_torch_index_falls_back_and_says_so_when_the_cpu_index_is_unreachable(no_gpu_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = torch_index({"TORCH_CPU_INDEX": f"http://127.0.0.1:{port}"}, no_gpu_path)
+    assert out.stdout.strip() == "default"
+    assert "cannot be reached" in out.stderr
