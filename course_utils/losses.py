@@ -43,3 +43,22 @@ def sft_step(model, batch: dict):
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     loss = sft_loss(logits, batch["labels"])
     return loss, {"tokens": int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())}
+
+
+def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor):
+    """The reward model's loss on preference pairs (Bradley & Terry, 1952; InstructGPT eq. 1):
+
+        P(y_w ≻ y_l | x) = σ(r(x, y_w) - r(x, y_l))
+        L = -(1/B) Σ_i log σ(r_w,i - r_l,i)
+
+    r_chosen, r_rejected: [B] rewards of the preferred and the other response ->
+    ``(loss, metrics)`` with ``accuracy`` (share of pairs with r_w > r_l) and ``margin``
+    (mean r_w - r_l). ``logsigmoid`` keeps it finite for large margins of either sign.
+    TRL's ``RewardTrainer`` computes the same loss (tests/test_reward_model.py).
+    """
+    if r_chosen.dim() != 1 or r_chosen.shape != r_rejected.shape:
+        raise ValueError(f"bradley_terry_loss: r_chosen and r_rejected must both be [B], got "
+                         f"{tuple(r_chosen.shape)} and {tuple(r_rejected.shape)}")
+    margin = r_chosen - r_rejected
+    loss = -torch.nn.functional.logsigmoid(margin).mean()
+    return loss, {"accuracy": (margin > 0).float().mean().detach(), "margin": margin.mean().detach()}
