@@ -1,0 +1,84 @@
+"""Models that a notebook needs from an earlier one, by one rule.
+
+A notebook that needs, say, notebook 01's SFT policy calls ``sft_policy(profile,
+"02")``. That loads notebook 01's finished run from ``runs/`` when it is there and
+was made by the same code and data (the training loop's checkpoint check decides:
+the same config, examples and objective); otherwise it trains the model with the
+same recipe, at the profile's budget, under the calling notebook's own run
+directory (``runs/02-sft-<profile>``). A notebook never writes into another's run
+directory, so notebooks can run side by side, and each runs on its own in a fresh
+kernel.
+
+The recipes here are the ones the earlier notebooks show step by step; when a
+notebook's cell and its recipe drift apart, the check notices (different
+examples or config) and the model is retrained rather than silently reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+from .batching import collate_preference, collate_sft, encode_preference_dataset, encode_sft_dataset
+from .data import load_corpus, sft_dataset
+from .losses import sft_step
+from .models import load_policy
+from .preferences import human_preference_pairs
+from .reward_model import reward_model_from_policy, reward_step
+from .training import TrainConfig, finished_run, train
+
+RUNS = Path("runs")       # relative to the notebook's folder, as notebooks run
+SFT_MAX_LENGTH = 96       # notebook 01: prompt (21 tokens) + response + end
+RM_MAX_LENGTH = 96
+
+
+def run_dir(notebook: str, name: str, profile) -> Path:
+    """``runs/<notebook>-<name>-<profile>``: where a notebook's run of ``name`` lives."""
+    return RUNS / f"{notebook}-{name}-{profile.name}"
+
+
+def _from_earlier_or_train(model, loss_fn, examples, collate, config, earlier: Path, own: Path):
+    """Load the finished run in ``earlier`` if it matches, else train (resumably) in ``own``."""
+    if finished_run(earlier, model, loss_fn, examples, collate, replace(config, checkpoint_dir=str(earlier))):
+        return train(model, loss_fn, examples, collate, replace(config, checkpoint_dir=str(earlier)))
+    return train(model, loss_fn, examples, collate, replace(config, checkpoint_dir=str(own)))
+
+
+def sft_recipe(profile, tokenizer):
+    """Notebook 01's masked SFT run: its examples, collate function and config."""
+    corpus = load_corpus("train").shuffle(seed=0).select(range(profile.n_train))
+    examples = encode_sft_dataset(tokenizer, sft_dataset(corpus), SFT_MAX_LENGTH)
+    config = TrainConfig(steps=profile.steps, batch_size=profile.batch_size, lr=profile.lr,
+                         warmup_steps=profile.steps // 10, log_every=5, seed=0, desc="SFT (masked)")
+    return examples, partial(collate_sft, pad_token_id=tokenizer.pad_token_id, mask_prompt=True), config
+
+
+def sft_policy(profile, notebook: str):
+    """Notebook 01's SFT policy (prompt masked) and its tokenizer, in eval mode."""
+    model, tokenizer = load_policy(profile.model, profile.device)
+    examples, collate, config = sft_recipe(profile, tokenizer)
+    _from_earlier_or_train(model, sft_step, examples, collate, config,
+                           run_dir("01", "sft-masked", profile), run_dir(notebook, "sft", profile))
+    return model.eval(), tokenizer
+
+
+def reward_recipe(profile, tokenizer, length_bias: float = 0.0):
+    """Notebook 02's reward model run on human preference pairs (optionally length-biased)."""
+    pairs = human_preference_pairs(load_corpus("train"), profile.rm_pairs, seed=0, length_bias=length_bias)
+    examples = encode_preference_dataset(tokenizer, pairs, RM_MAX_LENGTH)
+    config = TrainConfig(steps=profile.rm_steps, batch_size=profile.batch_size, lr=profile.rm_lr,
+                         warmup_steps=profile.rm_steps // 10, weight_decay=0.0, log_every=5, seed=0,
+                         desc="reward model" + (f" (length bias {length_bias})" if length_bias else ""))
+    return examples, partial(collate_preference, pad_token_id=tokenizer.pad_token_id), config
+
+
+def reward_model(profile, notebook: str, policy=None, tokenizer=None):
+    """Notebook 02's reward model (unbiased labels), in eval mode, with its tokenizer."""
+    if policy is None:
+        policy, tokenizer = sft_policy(profile, notebook)
+    model = reward_model_from_policy(policy)
+    examples, collate, config = reward_recipe(profile, tokenizer)
+    _from_earlier_or_train(model, reward_step, examples, collate, config,
+                           run_dir("02", "reward", profile), run_dir(notebook, "reward", profile))
+    return model.eval(), tokenizer
