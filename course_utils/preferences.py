@@ -11,7 +11,8 @@ import numpy as np
 from datasets import Dataset
 
 from .data import DOMAINS, INSTRUCTIONS, check_preference, format_prompt
-from .judge import pair_probabilities, prefer_probability, rating_histograms  # noqa: F401 (moves here at merge)
+from .judge import (agreement_by_domain, ceiling_by_domain, pair_probabilities, pairwise_agreement,  # noqa: F401 TEMP
+                    prefer_probability, rating_histograms, same_domain_pairs)
 
 # ---------------------------------------------------------------- simulated labelers
 

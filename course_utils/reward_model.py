@@ -29,8 +29,8 @@ from .losses import bradley_terry_loss
 
 def reward_model_from_policy(policy, seed: int = 0):
     """A reward model whose backbone is a copy of ``policy``'s (the SFT model) and whose
-    scalar head ``score`` is new (seeded; transformers' N(0, 0.02) init). ``policy`` is
-    left unchanged."""
+    scalar head ``score`` is new (seeded; transformers' N(0, 0.02) init), in eval mode
+    (``train`` switches to training mode itself). ``policy`` is left unchanged."""
     if not hasattr(policy, "base_model") or not hasattr(policy, "config"):
         raise TypeError(f"reward_model_from_policy: policy must be a transformers causal LM, "
                         f"got {type(policy).__name__}")
@@ -40,7 +40,7 @@ def reward_model_from_policy(policy, seed: int = 0):
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)
     model.base_model.load_state_dict(policy.base_model.state_dict())
-    return model.to(next(policy.parameters()).device)
+    return model.to(next(policy.parameters()).device).eval()  # as from_pretrained: eval mode
 
 
 def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 SLOW_CELL_SECONDS = 3  # cells that take longer are reported while the notebook runs
 
@@ -101,10 +102,15 @@ def main(argv=None):
     missing = [str(p) for p in args.notebooks if not p.is_file()]
     if missing:
         parser.error(f"no such notebook: {', '.join(missing)}")
-    total = 0.0
+    total, failed = 0.0, []
     for path in sorted(args.notebooks):
         print(f"==> {path} ({args.profile} profile)", flush=True)
-        nb, seconds = execute(path.resolve(), args.profile, args.timeout)
+        try:
+            nb, seconds = execute(path.resolve(), args.profile, args.timeout)
+        except CellExecutionError as err:  # the cell and its error, not nbclient's own traceback
+            print(f"    FAILED: {str(err).strip().splitlines()[-1]}\n{err}", flush=True)
+            failed.append(str(path))
+            continue
         total += seconds
         out = path if args.inplace else args.output_dir / path.name
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +122,11 @@ def main(argv=None):
             from nbconvert import HTMLExporter
             body, _ = HTMLExporter().from_notebook_node(nb)
             out.with_suffix(".html").write_text(body, encoding="utf-8")
-    print(f"all {len(args.notebooks)} notebook(s) in {total / 60:.1f} min", flush=True)
+    print(f"{len(args.notebooks) - len(failed)} of {len(args.notebooks)} notebook(s) executed in "
+          f"{total / 60:.1f} min", flush=True)
+    if failed:
+        print("failed (left unchanged): " + ", ".join(failed), flush=True)
+        return 1
 
 
 if __name__ == "__main__":
