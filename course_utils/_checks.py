@@ -1,0 +1,121 @@
+"""Checks at the door of the public functions: each raises ``TypeError`` or ``ValueError``
+with a message that names the function, the argument, what it got and what is allowed."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+
+
+def _got(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
+def integer(where: str, name: str, value, minimum: int | None = None) -> int:
+    """An int (not a bool, not a float) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {name} must be an integer, got {_got(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{where}: {name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def number(where: str, name: str, value, positive: bool = False, nonnegative: bool = False) -> float:
+    """A finite real number (not a bool, not a string), optionally > 0 or >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a number, got {_got(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite number, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{where}: {name} must be > 0, got {value}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{where}: {name} must be >= 0, got {value}")
+    return float(value)
+
+
+def string(where: str, name: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise (ValueError if isinstance(value, str) else TypeError)(
+            f"{where}: {name} must be a non-empty string, got {_got(value)}")
+    return value
+
+
+def string_list(where: str, name: str, value) -> list[str]:
+    """A non-empty list (or tuple) of non-empty strings; a lone string is refused, not split into letters."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{where}: {name} must be a list of strings, got {_got(value)}"
+                        + ("; wrap a single one in a list" if isinstance(value, str) else ""))
+    if len(value) == 0:
+        raise ValueError(f"{where}: {name} is empty; pass at least one string")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"{where}: {name}[{i}] must be a string, got {_got(item)}")
+        if not item.strip():
+            raise ValueError(f"{where}: {name}[{i}] is an empty string")
+    return list(value)
+
+
+def sequence(where: str, name: str, value, what: str = "examples"):
+    """Something with a length and indexing (a list, a ``datasets.Dataset``), not empty, not a string."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or not hasattr(value, "__getitem__"):
+        raise TypeError(f"{where}: {name} must be a list (or Dataset) of {what}, got {type(value).__name__}")
+    if len(value) == 0:
+        raise ValueError(f"{where}: {name} is empty; pass at least one of the {what}")
+    return value
+
+
+def choice(where: str, name: str, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{where}: {name}={_got(value)} is not one of {list(allowed)}")
+    return value
+
+
+def tensor(where: str, name: str, value, dims: int | None = None, floating: bool = False, ids: bool = False):
+    import torch
+
+    if not torch.is_tensor(value):
+        raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if dims is not None and value.dim() != dims:
+        raise ValueError(f"{where}: {name} must have {dims} dimensions, got shape {tuple(value.shape)}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{where}: {name} must be a floating-point tensor, got {value.dtype}")
+    if ids and (value.is_floating_point() or value.is_complex()):
+        raise TypeError(f"{where}: {name} must hold integer token ids, got {value.dtype}")
+    return value
+
+
+def finite(where: str, name: str, value):
+    """A floating tensor without NaN or infinity (a diverged model, a division by zero upstream)."""
+    import torch
+
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{where}: {name} contains NaN or infinity; the model or its inputs have diverged")
+    return value
+
+
+def model(where: str, name: str, value):
+    import torch
+
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{where}: {name} must be a torch.nn.Module (a model), got {type(value).__name__}")
+    if next(value.parameters(), None) is None:
+        raise ValueError(f"{where}: {name} has no parameters")
+    return value
+
+
+def tokenizer(where: str, name: str, value):
+    if not callable(value) or not hasattr(value, "eos_token_id") or not hasattr(value, "decode"):
+        raise TypeError(f"{where}: {name} must be a Hugging Face tokenizer (e.g. from load_tokenizer), "
+                        f"got {type(value).__name__}")
+    if value.eos_token_id is None:
+        raise ValueError(f"{where}: {name} has no end token (eos_token_id is None)")
+    return value
+
+
+def path(where: str, name: str, value) -> Path:
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or str(value).strip() == "":
+        raise TypeError(f"{where}: {name} must be a path (str or pathlib.Path), got {_got(value)}")
+    return Path(value)
