@@ -119,3 +119,33 @@ def path(where: str, name: str, value) -> Path:
     if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or str(value).strip() == "":
         raise TypeError(f"{where}: {name} must be a path (str or pathlib.Path), got {_got(value)}")
     return Path(value)
+
+
+class CheckpointError(RuntimeError):
+    """A saved file (checkpoint, model) is unreadable or belongs to another run; the message
+    names the file and says what to do."""
+
+
+def device(where: str, name: str, value) -> str:
+    """A device this machine has: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` (or a ``torch.device``)."""
+    import torch
+
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{where}: {name} must be a device name such as 'cpu' or 'cuda', got {_got(value)}")
+    try:
+        kind = torch.device(value).type
+    except RuntimeError:
+        raise ValueError(f"{where}: {name}={value!r} is not a device; use 'cpu', 'cuda' or 'mps' "
+                         "(get_profile().device picks the best one here)") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+        raise ValueError(f"{where}: {name}={str(value)!r} is not available on this machine; "
+                         f"available: {[k for k, ok in available.items() if ok]}")
+    return value
+
+
+def context_length(model) -> int | None:
+    """The most positions ``model`` embeds (GPT-2: ``n_positions``), or ``None`` if it does not say."""
+    config = getattr(model, "config", None)
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
