@@ -253,6 +253,8 @@ def load_corpus(split: str | None = None, domains=DOMAINS, cache: Path | None = 
     if unknown:
         raise ValueError(f"load_corpus: unknown domains {unknown}; the domains are {list(DOMAINS)}")
     cache = _checks.path("load_corpus", "cache", cache) if cache is not None else cache_dir()
+    if cache.exists() and not cache.is_dir():
+        raise ValueError(f"load_corpus: cache={str(cache)!r} is a file, not a directory")
     parsed = cache / "corpus.jsonl"
     records, problem = _read_cache(parsed)
     if records is None:

@@ -83,6 +83,9 @@ def main(argv=None):
     parser.add_argument("--out", default=str(TINY_BASE))
     parser.add_argument("--checkpoint-dir", default="runs/pretrain")
     args = parser.parse_args(argv)
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         warmup_steps=min(100, args.steps), weight_decay=0.1, checkpoint_dir=args.checkpoint_dir, checkpoint_every=250,
+                         desc="pretrain")  # made first: a bad flag is refused before minutes of work
 
     t0 = time.time()
     train_texts = load_corpus("train")["text"]
@@ -93,9 +96,6 @@ def main(argv=None):
     model = new_tiny_model(tokenizer)
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
           f"{train_blocks.numel():,} training tokens in {len(train_blocks)} blocks of {block}")
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=100,
-                         weight_decay=0.1, checkpoint_dir=args.checkpoint_dir, checkpoint_every=250,
-                         desc="pretrain")
     history = train(model, lm_loss, [{"input_ids": b} for b in train_blocks],
                     lambda rows: {"input_ids": torch.stack([r["input_ids"] for r in rows])}, config)
     save_small(model, tokenizer, args.out)

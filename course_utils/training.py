@@ -68,8 +68,7 @@ class TrainConfig:
             if Path(self.checkpoint_dir).is_file():
                 raise ValueError(f"TrainConfig: checkpoint_dir={str(self.checkpoint_dir)!r} is a file; "
                                  "pass a directory (it is created if missing) or None")
-        if not isinstance(self.desc, str):
-            raise TypeError(f"TrainConfig: desc must be a string, got {self.desc!r}")
+        _checks.string(where, "desc", self.desc)
 
 
 def seed_everything(seed: int):
