@@ -190,8 +190,11 @@ def _differences(saved: dict, current: dict) -> list[str]:
 
 def _save_checkpoint(path: Path, model, optimizer, step: int, history: list, fingerprint: dict):
     path.mkdir(parents=True, exist_ok=True)
+    # metrics as plain Python numbers: the checkpoint is read with weights_only=True, which refuses NumPy scalars
+    plain = [{k: v.item() if isinstance(v, np.generic) or (torch.is_tensor(v) and v.dim() == 0) else v
+              for k, v in h.items()} for h in history]
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-             "history": history, "fingerprint": fingerprint}
+             "history": plain, "fingerprint": fingerprint}
     tmp = path / "checkpoint.pt.tmp"
     torch.save(state, tmp)
     os.replace(tmp, path / "checkpoint.pt")  # atomic: a crash leaves the old or the new file

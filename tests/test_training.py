@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,6 +105,16 @@ def test_a_finished_run_is_loaded_and_says_so(tmp_path, capsys):
     for a, b in zip(first.parameters(), again.parameters()):
         torch.testing.assert_close(a, b)
     assert not again.training
+
+
+def test_eval_metrics_of_any_number_type_survive_a_checkpoint(tmp_path, capsys):
+    def evaluate(model):
+        return {"np_metric": np.float64(0.25), "tensor_metric": torch.tensor(0.5)}
+    config = TrainConfig(steps=4, batch_size=8, checkpoint_dir=str(tmp_path))
+    history = train(linear(), mse, EXAMPLES, collate, config, eval_fn=evaluate, eval_every=2)
+    again = train(linear(), mse, EXAMPLES, collate, config, eval_fn=evaluate, eval_every=2)
+    assert "Loaded the finished run" in capsys.readouterr().out
+    assert again == history and again[-1]["np_metric"] == 0.25
 
 
 def mae(model, batch):
