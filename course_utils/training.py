@@ -72,10 +72,10 @@ class TrainConfig:
 
 
 def seed_everything(seed: int):
-    """Seed Python's, NumPy's and PyTorch's generators."""
+    """Seed Python's, NumPy's and PyTorch's generators (NumPy's with ``seed`` modulo 2**32, all it takes)."""
     _checks.integer("seed_everything", "seed", seed, minimum=0)
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 

@@ -46,6 +46,12 @@ def test_schedule_warms_up_then_decays_to_a_tenth():
     assert all(lr_at(s, config) >= lr_at(s + 1, config) for s in range(10, 99))
 
 
+def test_any_non_negative_seed_trains():
+    """The loop seeds step k with seed * 1_000_003 + k, past NumPy's 2**32 limit for seeds above 4294."""
+    history = train(linear(), mse, EXAMPLES, collate, TrainConfig(steps=2, batch_size=8, seed=10_000))
+    assert len(history) == 2
+
+
 def test_training_reduces_the_loss_and_logs_metrics():
     model = linear()
     history = train(model, mse, EXAMPLES, collate, TrainConfig(steps=60, batch_size=16, lr=0.1, log_every=1))
