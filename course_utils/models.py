@@ -11,7 +11,6 @@ import copy
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -67,7 +66,15 @@ def load_tokenizer(name: str = "tiny"):
     Left padding, so that batched generation continues every prompt from its end.
     GPT-2 has no pad token; it pads with its end token, and masks say what is real.
     """
-    tok = AutoTokenizer.from_pretrained(_source("load_tokenizer", name))
+    source = _source("load_tokenizer", name)
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError, RuntimeError) as err:
+        if not Path(source).is_dir():
+            raise  # a Hub name: transformers says what it could not reach
+        raise CheckpointError(f"load_tokenizer: could not load the tokenizer files (tokenizer.json, "
+                              f"tokenizer_config.json) in {source} ({type(err).__name__}: {_first_line(err)}); "
+                              f"{_how_to_rebuild(source)}") from err
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -85,10 +92,12 @@ def load_policy(name: str = "tiny", device: str = "cpu"):
     try:
         tok = load_tokenizer(name)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    except CheckpointError:
+        raise
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         if Path(source).is_dir():  # a local model: say which files are bad and how to get good ones
-            raise CheckpointError(f"load_policy: could not load the model in {source} "
-                                  f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            raise CheckpointError(f"load_policy: could not load the model files (config.json, model.safetensors) "
+                                  f"in {source} ({type(err).__name__}: {_first_line(err)}); "
                                   f"{_how_to_rebuild(source)}") from err
         if name != "gpt2" or not isinstance(err, OSError):
             raise  # a Hub name: transformers says what it could not reach
@@ -141,6 +150,10 @@ def _source(where: str, name) -> str:
     return str(path) if path.is_dir() else name
 
 
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else "no detail"
+
+
 def _how_to_rebuild(source: str) -> str:
     if Path(source) == TINY_BASE:
         return ("restore the shipped files with `git checkout course_utils/checkpoints/tiny-base` "
@@ -165,8 +178,9 @@ def save_small(model, tokenizer, path):
     path = _checks.path("save_small", "path", path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"save_small: path={str(path)!r} is a file; pass a directory (new or existing)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # beside path: the renames stay on one filesystem
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a crash
+    tmp.mkdir(parents=True)
     try:
         copy.deepcopy(model).to(torch.bfloat16).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

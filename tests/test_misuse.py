@@ -145,6 +145,13 @@ def broken_model_dir():
     return path
 
 
+def broken_tokenizer_dir():
+    path = scratch("broken-tokenizer")
+    models.save_small(*tiny(), path)
+    (path / "tokenizer.json").write_text('{"version": "1.0", "trunc')  # cut short
+    return path
+
+
 def with_env(name, value, call):
     with mock.patch.dict(os.environ, {name: str(value)}):
         return call()
@@ -274,6 +281,9 @@ CASES = [
     Case("models.tiny_config", lambda: models.tiny_config("gpt2"), TypeError, "tokenizer"),
     Case("models.load_tokenizer", lambda: models.load_tokenizer("/no/such/model"), FileNotFoundError, "name"),
     Case("models.load_tokenizer", lambda: models.load_tokenizer(None), TypeError, "name"),
+    Case("models.load_tokenizer", lambda: models.load_tokenizer(cached("bad-tok", broken_tokenizer_dir)),
+         CheckpointError, r"tokenizer\.json.*broken-tokenizer", unchanged=lambda: files(cached("bad-tok",
+                                                                                               broken_tokenizer_dir))),
     Case("models.load_policy", lambda: models.load_policy("tiny", device="gpu"), ValueError, "device"),
     Case("models.load_policy", lambda: models.load_policy("tiny", device="meta"), ValueError, "device"),
     Case("models.load_policy", lambda: models.load_policy(str(cached("broken", broken_model_dir))), CheckpointError,
