@@ -102,7 +102,7 @@ def fetch_sdist(cache: Path | None = None) -> Path:
             if _sha256(got) != SDIST_SHA256:
                 raise CorpusError(f"pip downloaded {SDIST} with sha256 {_sha256(got)}, expected {SDIST_SHA256}.\n"
                                   + HOW_TO_FETCH_BY_HAND.format(cache=cache))
-            part = target.with_name(target.name + ".part")
+            part = target.with_name(f"{target.name}.part-{os.getpid()}")
             shutil.copyfile(got, part)  # into the cache's filesystem first, then an atomic rename
             os.replace(part, target)
     digest = _sha256(target)
@@ -201,7 +201,7 @@ def _write_cache(parsed: Path, records: list[dict]):
     payload = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
     check = json.dumps({"rows": len(records), "sha256": hashlib.sha256(payload).hexdigest()})
     for target, content in [(parsed, payload), (_check_file(parsed), check.encode())]:
-        tmp = target.with_name(target.name + ".tmp")
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")  # two processes may rebuild at once
         tmp.write_bytes(content)
         os.replace(tmp, target)
 
