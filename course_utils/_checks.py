@@ -1,5 +1,6 @@
 """Checks at the door of the public functions: each raises ``TypeError`` or ``ValueError``
-with a message that names the function, the argument, what it got and what is allowed."""
+with a message that names the function, the argument, what it got and what is allowed.
+Also ``CheckpointError``, the course's error for a saved file that cannot be used."""
 
 from __future__ import annotations
 
@@ -43,21 +44,6 @@ def string(where: str, name: str, value) -> str:
     return value
 
 
-def string_list(where: str, name: str, value) -> list[str]:
-    """A non-empty list (or tuple) of non-empty strings; a lone string is refused, not split into letters."""
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise TypeError(f"{where}: {name} must be a list of strings, got {_got(value)}"
-                        + ("; wrap a single one in a list" if isinstance(value, str) else ""))
-    if len(value) == 0:
-        raise ValueError(f"{where}: {name} is empty; pass at least one string")
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise TypeError(f"{where}: {name}[{i}] must be a string, got {_got(item)}")
-        if not item.strip():
-            raise ValueError(f"{where}: {name}[{i}] is an empty string")
-    return list(value)
-
-
 def sequence(where: str, name: str, value, what: str = "examples"):
     """Something with a length and indexing (a list, a ``datasets.Dataset``), not empty, not a string."""
     if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or not hasattr(value, "__getitem__"):
@@ -84,15 +70,6 @@ def tensor(where: str, name: str, value, dims: int | None = None, floating: bool
         raise TypeError(f"{where}: {name} must be a floating-point tensor, got {value.dtype}")
     if ids and (value.is_floating_point() or value.is_complex()):
         raise TypeError(f"{where}: {name} must hold integer token ids, got {value.dtype}")
-    return value
-
-
-def finite(where: str, name: str, value):
-    """A floating tensor without NaN or infinity (a diverged model, a division by zero upstream)."""
-    import torch
-
-    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-        raise ValueError(f"{where}: {name} contains NaN or infinity; the model or its inputs have diverged")
     return value
 
 

@@ -15,6 +15,7 @@ import os
 import pkgutil
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -29,7 +30,7 @@ from course_utils.training import CheckpointError, TrainConfig
 from misuse import Case
 
 TESTS = Path(__file__).parent
-SCRATCH = Path(os.environ.get("PYTEST_MISUSE_TMP", "/tmp")) / f"course-misuse-{os.getpid()}"
+SCRATCH = Path(tempfile.gettempdir()) / f"course-misuse-{os.getpid()}"  # removed when the module's tests end
 PROMPT = format_prompt("Write a movie review.")
 
 # Modules whose misuse cases live in another helper's test module (tests/test_judge_misuse.py), not yet on
