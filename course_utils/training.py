@@ -231,7 +231,7 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
     Checkpoints (``config.checkpoint_dir``): a checkpoint is resumed only by the same
     run: the same config (``desc``, ``checkpoint_dir`` and ``checkpoint_every`` aside),
     objective (``loss_fn``'s qualified name), training examples, first collated batch
-    and initial model weights. A finished run is loaded, not retrained, and says so. A
+    and initial model weights (or the model that was interrupted, passed again). A finished run is loaded, not retrained, and says so. A
     checkpoint of another run is refused with a ``ValueError`` that says what differs;
     it is never overwritten or retrained over silently, since it may hold hours of
     work: delete the directory or choose another ``checkpoint_dir``. An unreadable
@@ -265,6 +265,8 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
     if ckpt and (ckpt / "checkpoint.pt").exists():
         saved = _read_checkpoint(ckpt / "checkpoint.pt")
         differ = _differences(saved["fingerprint"], fingerprint)
+        if differ == ["the initial weights"] and fingerprint["initial weights"] == _digest(dict(saved["model"])):
+            differ, fingerprint = [], saved["fingerprint"]  # the interrupted model itself, passed again
         if differ:
             raise ValueError(f"train: {ckpt / 'checkpoint.pt'} belongs to another run: {', '.join(differ)} "
                              f"differ. Delete {ckpt} to train this run from scratch, or choose another "

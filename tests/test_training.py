@@ -100,6 +100,26 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, capsys, monkey
     assert history == reference_history
 
 
+def test_the_interrupted_model_itself_can_continue(tmp_path, monkeypatch):
+    """In a notebook the same model object is often passed again after Ctrl-C: its weights are the
+    checkpoint's, so it continues the run (and a fresh model could still resume it afterwards)."""
+    config = TrainConfig(steps=12, batch_size=8, lr=0.05, checkpoint_dir=str(tmp_path))
+    reference = linear()
+    train(reference, mse, EXAMPLES, collate, dataclasses.replace(config, checkpoint_dir=None))
+    model = linear()
+    with monkeypatch.context() as m:
+        ctrl_c_after(m, 5)
+        with pytest.raises(KeyboardInterrupt):
+            train(model, mse, EXAMPLES, collate, config)
+    train(model, mse, EXAMPLES, collate, config)
+    for a, b in zip(reference.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b)
+    fresh = linear()
+    train(fresh, mse, EXAMPLES, collate, config)  # the finished run, loaded
+    for a, b in zip(reference.parameters(), fresh.parameters()):
+        torch.testing.assert_close(a, b)
+
+
 def test_a_finished_run_is_loaded_and_says_so(tmp_path, capsys):
     config = TrainConfig(steps=6, batch_size=8, lr=0.05, checkpoint_dir=str(tmp_path))
     first = linear()
