@@ -69,7 +69,7 @@ def tensor(where: str, name: str, value, dims: int | None = None, floating: bool
     if floating and not value.is_floating_point():
         raise TypeError(f"{where}: {name} must be a floating-point tensor, got {value.dtype}")
     if ids and (value.is_floating_point() or value.is_complex()):
-        raise TypeError(f"{where}: {name} must hold integer token ids, got {value.dtype}")
+        raise TypeError(f"{where}: {name} must be an integer tensor (token ids or a 0/1 mask), got {value.dtype}")
     return value
 
 
@@ -120,6 +120,16 @@ def device(where: str, name: str, value) -> str:
         raise ValueError(f"{where}: {name}={str(value)!r} is not available on this machine; "
                          f"available: {[k for k, ok in available.items() if ok]}")
     return value
+
+
+def vocabulary(where: str, name: str, ids, model):
+    """Token ids that ``model`` can embed: below its vocabulary size (a tokenizer of another model gives more)."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    size = getattr(embeddings, "num_embeddings", None)
+    if size is not None and ids.numel() and int(ids.max()) >= size:
+        raise ValueError(f"{where}: {name} holds token id {int(ids.max())}, but the model knows {size} tokens; "
+                         "were the ids made by another model's tokenizer?")
+    return ids
 
 
 def context_length(model) -> int | None:

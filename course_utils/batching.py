@@ -19,6 +19,8 @@ comes before it. (Generation pads on the left instead; see ``generation.py``.)
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from . import _checks
@@ -132,6 +134,9 @@ def _check_rows(where: str, rows, prefixes=("",)):
                                  "(encode_prompt_completion / encode_preference)")
             if len(row[ids]) == 0 or len(row[ids]) != len(row[mask]):
                 raise ValueError(f"{where}: rows, example {i}: {ids} is empty or differs in length from {mask}")
+            if not all(isinstance(t, numbers.Integral) or (torch.is_tensor(t) and not t.is_floating_point())
+                       for t in row[ids]):
+                raise TypeError(f"{where}: rows, example {i}: {ids} must be a list of int token ids")
             if min(row[ids]) < 0:
                 raise ValueError(f"{where}: rows, example {i}: {ids} holds {int(min(row[ids]))}, not a token id; "
                                  "input_ids must be >= 0 (-100 belongs in labels, which collate makes)")

@@ -295,6 +295,8 @@ def sft_dataset(corpus: Dataset) -> Dataset:
         if not isinstance(r, Mapping) or not {"domain", "text"} <= set(r):
             raise ValueError(f"sft_dataset: corpus row {i} needs 'domain' and 'text' columns "
                              f"(as load_corpus gives), got {r if not isinstance(r, Mapping) else sorted(r)!r}")
+        if not isinstance(r["text"], str):
+            raise TypeError(f"sft_dataset: corpus row {i}: text must be a string, got {type(r['text']).__name__}")
         if r["domain"] not in INSTRUCTIONS:
             raise ValueError(f"sft_dataset: corpus row {i} has domain {r['domain']!r}; "
                              f"the domains are {list(DOMAINS)}")

@@ -40,7 +40,9 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tem
         _checks.integer("generate", "top_k", top_k, minimum=1)
     _checks.integer("generate", "batch_size", batch_size, minimum=1)
     _checks.integer("generate", "seed", seed, minimum=0)
-    longest = max(len(ids) for ids in tokenizer(list(prompts), verbose=False)["input_ids"])
+    encoded = tokenizer(list(prompts), verbose=False)["input_ids"]
+    _checks.vocabulary("generate", "tokenizer", torch.tensor([max(ids, default=0) for ids in encoded]), model)
+    longest = max(len(ids) for ids in encoded)
     context = _checks.context_length(model)
     if context and longest + max_new_tokens > context:
         raise ValueError(f"generate: max_new_tokens={max_new_tokens} plus the longest prompt ({longest} tokens) "

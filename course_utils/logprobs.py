@@ -72,6 +72,7 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
         raise ValueError(f"sequence_logprobs: input_ids, attention_mask and completion_mask must share one "
                          f"[B, T] shape, got {tuple(input_ids.shape)}, {tuple(attention_mask.shape)}, "
                          f"{tuple(completion_mask.shape)}")
+    _checks.vocabulary("sequence_logprobs", "input_ids", input_ids, model)
     context = _checks.context_length(model)
     if context and input_ids.shape[1] > context:
         raise ValueError(f"sequence_logprobs: input_ids has {input_ids.shape[1]} tokens per sequence, more than "

@@ -40,6 +40,9 @@ TINY_CONFIG = dict(vocab_size=4096, n_positions=128, n_embd=256, n_layer=4, n_he
 def train_tokenizer(texts, vocab_size: int = TINY_CONFIG["vocab_size"]) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer (GPT-2's scheme) trained on ``texts`` (a list of strings)."""
     _checks.sequence("train_tokenizer", "texts", texts, "texts")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"train_tokenizer: texts[{bad}] must be a string, got {type(texts[bad]).__name__}")
     _checks.integer("train_tokenizer", "vocab_size", vocab_size, minimum=258)  # 256 bytes + end + pad
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 

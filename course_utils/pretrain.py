@@ -48,6 +48,7 @@ def heldout_loss(model, blocks: torch.Tensor, batch_size: int = 64) -> float:
     if blocks.shape[0] == 0 or blocks.shape[1] < 2:
         raise ValueError(f"heldout_loss: blocks must hold at least one block of >= 2 tokens, "
                          f"got shape {tuple(blocks.shape)}")
+    _checks.vocabulary("heldout_loss", "blocks", blocks, model)
     context = _checks.context_length(model)
     if context and blocks.shape[1] > context:
         raise ValueError(f"heldout_loss: blocks of {blocks.shape[1]} tokens exceed the model's context of "
