@@ -489,3 +489,12 @@ def test_the_coverage_walk_sees_the_package():
     found = public_callables()
     assert {"data.load_corpus", "generation.generate", "training.train", "progress.Progress.update"} <= found
     assert not any(name.split(".")[-1].startswith("_") for name in found)
+
+
+def test_every_case_names_a_real_target():
+    for case in all_cases():
+        module, *attrs = case.target.split(".")
+        obj = importlib.import_module(f"course_utils.{module}")
+        for attr in attrs:
+            assert hasattr(obj, attr), f"case target {case.target!r} does not exist"
+            obj = getattr(obj, attr)
