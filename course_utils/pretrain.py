@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -106,7 +107,9 @@ def main(argv=None):
                "block_size": block, "train_tokens": train_blocks.numel(), "seconds": round(time.time() - t0),
                "torch_threads": torch.get_num_threads()}
     metrics["validation_perplexity"] = math.exp(metrics["validation_loss"])
-    (Path(args.out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    tmp = Path(args.out) / f".metrics.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, Path(args.out) / "metrics.json")  # atomic, like the model files beside it
     print(json.dumps(metrics, indent=2))
 
 
