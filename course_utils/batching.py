@@ -19,8 +19,11 @@ comes before it. (Generation pads on the left instead; see ``generation.py``.)
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
+from . import _checks
 from .data import check_preference, check_prompt_completion
 
 IGNORE_INDEX = -100  # label of a token that is not trained on (PyTorch's and Hugging Face's convention)
@@ -40,10 +43,9 @@ def encode_prompt_completion(tokenizer, prompt: str, completion: str, max_length
     completion without special tokens. Raises ``ValueError`` for an empty prompt or
     completion and for a prompt so long that no response token fits.
     """
+    _checks.tokenizer("encode_prompt_completion", "tokenizer", tokenizer)
     check_prompt_completion({"prompt": prompt, "completion": completion}, where)
-    if not isinstance(max_length, int) or max_length < 2:
-        raise ValueError(f"max_length must be an integer >= 2 (a prompt token and a response token), "
-                         f"got {max_length!r}")
+    _check_max_length("encode_prompt_completion", tokenizer, max_length)
     prompt_ids = tokenizer(prompt, verbose=False)["input_ids"]
     completion_ids = tokenizer(completion, add_special_tokens=False, verbose=False)["input_ids"]
     if len(prompt_ids) >= max_length:
@@ -53,6 +55,16 @@ def encode_prompt_completion(tokenizer, prompt: str, completion: str, max_length
     input_ids = (prompt_ids + response_ids)[:max_length]
     completion_mask = ([0] * len(prompt_ids) + [1] * len(response_ids))[:max_length]
     return {"input_ids": input_ids, "completion_mask": completion_mask}
+
+
+def _check_max_length(where: str, tokenizer, max_length):
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+        raise ValueError(f"{where}: max_length must be an integer >= 2 (a prompt token and a response token), "
+                         f"got {max_length!r}")
+    if max_length > tokenizer.model_max_length:
+        raise ValueError(f"{where}: max_length={max_length} exceeds the model's context of "
+                         f"{tokenizer.model_max_length} tokens (tokenizer.model_max_length); "
+                         f"use max_length <= {tokenizer.model_max_length}")
 
 
 def encode_preference(tokenizer, prompt: str, chosen: str, rejected: str, max_length: int,
@@ -65,7 +77,9 @@ def encode_preference(tokenizer, prompt: str, chosen: str, rejected: str, max_le
     ``max_length`` (the responses differ only after the cut): such a pair has no
     preference signal left.
     """
+    _checks.tokenizer("encode_preference", "tokenizer", tokenizer)
     check_preference({"prompt": prompt, "chosen": chosen, "rejected": rejected}, where)
+    _check_max_length("encode_preference", tokenizer, max_length)
     c = encode_prompt_completion(tokenizer, prompt, chosen, max_length, where)
     r = encode_prompt_completion(tokenizer, prompt, rejected, max_length, where)
     if c["input_ids"] == r["input_ids"]:
@@ -78,6 +92,9 @@ def encode_preference(tokenizer, prompt: str, chosen: str, rejected: str, max_le
 def encode_sft_dataset(tokenizer, rows, max_length: int) -> list[dict]:
     """``encode_prompt_completion`` on every row (a dict with ``prompt`` and ``completion``,
     e.g. a ``datasets.Dataset``); errors name the row."""
+    _checks.tokenizer("encode_sft_dataset", "tokenizer", tokenizer)
+    _checks.sequence("encode_sft_dataset", "rows", rows, "prompt/completion rows")
+    _check_max_length("encode_sft_dataset", tokenizer, max_length)
     out = []
     for i, row in enumerate(rows):
         check_prompt_completion(row, where=f"row {i}")
@@ -87,6 +104,9 @@ def encode_sft_dataset(tokenizer, rows, max_length: int) -> list[dict]:
 
 def encode_preference_dataset(tokenizer, rows, max_length: int) -> list[dict]:
     """``encode_preference`` on every row (``prompt``, ``chosen``, ``rejected``); errors name the row."""
+    _checks.tokenizer("encode_preference_dataset", "tokenizer", tokenizer)
+    _checks.sequence("encode_preference_dataset", "rows", rows, "preference rows")
+    _check_max_length("encode_preference_dataset", tokenizer, max_length)
     out = []
     for i, row in enumerate(rows):
         check_preference(row, where=f"row {i}")
@@ -99,22 +119,34 @@ def _pad_right(sequences: list[list[int]], value: int, length: int) -> torch.Ten
     return torch.tensor([list(s) + [value] * (length - len(s)) for s in sequences], dtype=torch.long)
 
 
-def _check_rows(rows, prefixes=("",)):
-    """Each row needs ``{prefix}input_ids`` and ``{prefix}completion_mask`` of one non-zero length."""
+def _check_rows(where: str, rows, prefixes=("",)):
+    """Each row needs ``{prefix}input_ids`` (token ids >= 0) and ``{prefix}completion_mask``
+    (0s and 1s) of one non-zero length."""
+    if isinstance(rows, dict) or not isinstance(rows, (list, tuple)):
+        raise TypeError(f"{where}: rows must be a list of encoded examples (dicts), got {type(rows).__name__}"
+                        + ("; wrap a single example in a list" if isinstance(rows, dict) else ""))
     if len(rows) == 0:
-        raise ValueError("cannot collate an empty list of examples")
+        raise ValueError(f"{where}: cannot collate an empty list of examples (rows)")
     for i, row in enumerate(rows):
         for ids, mask in [(p + "input_ids", p + "completion_mask") for p in prefixes]:
-            if ids not in row or mask not in row:
-                raise ValueError(f"example {i} has no {ids!r} or {mask!r}; encode it first "
+            if not isinstance(row, dict) or ids not in row or mask not in row:
+                raise ValueError(f"{where}: rows, example {i} has no {ids!r} or {mask!r}; encode it first "
                                  "(encode_prompt_completion / encode_preference)")
             if len(row[ids]) == 0 or len(row[ids]) != len(row[mask]):
-                raise ValueError(f"example {i}: {ids} is empty or differs in length from {mask}")
+                raise ValueError(f"{where}: rows, example {i}: {ids} is empty or differs in length from {mask}")
+            if not all(isinstance(t, numbers.Integral) or (torch.is_tensor(t) and not t.is_floating_point())
+                       for t in row[ids]):
+                raise TypeError(f"{where}: rows, example {i}: {ids} must be a list of int token ids")
+            if min(row[ids]) < 0:
+                raise ValueError(f"{where}: rows, example {i}: {ids} holds {int(min(row[ids]))}, not a token id; "
+                                 "input_ids must be >= 0 (-100 belongs in labels, which collate makes)")
+            if not set(int(m) for m in row[mask]) <= {0, 1}:
+                raise ValueError(f"{where}: rows, example {i}: {mask} must hold only 0 and 1")
 
 
-def _check_pad(pad_token_id):
-    if not isinstance(pad_token_id, int) or pad_token_id < 0:
-        raise ValueError(f"pad_token_id must be a token id (a non-negative int), got {pad_token_id!r}; "
+def _check_pad(where: str, pad_token_id):
+    if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or pad_token_id < 0:
+        raise ValueError(f"{where}: pad_token_id must be a token id (a non-negative int), got {pad_token_id!r}; "
                          "a tokenizer without a pad token can pad with its end token")
 
 
@@ -133,8 +165,10 @@ def collate_sft(rows: list[dict], pad_token_id: int, mask_prompt: bool = True) -
     Padding is told apart by the attention mask, never by its id, so padding with
     the end token (as GPT-2 does) keeps the real end token in the labels.
     """
-    _check_rows(rows)
-    _check_pad(pad_token_id)
+    _check_rows("collate_sft", rows)
+    _check_pad("collate_sft", pad_token_id)
+    if not isinstance(mask_prompt, bool):
+        raise TypeError(f"collate_sft: mask_prompt must be True or False, got {mask_prompt!r}")
     length = max(len(r["input_ids"]) for r in rows)
     input_ids = _pad_right([r["input_ids"] for r in rows], pad_token_id, length)
     attention_mask = _pad_right([[1] * len(r["input_ids"]) for r in rows], 0, length)
@@ -154,8 +188,8 @@ def collate_preference(rows: list[dict], pad_token_id: int) -> dict:
     common length T (the longest of either), so a loss can run both through the
     model in a single forward pass with ``torch.cat([chosen, rejected])`` ([2B, T]).
     """
-    _check_rows(rows, ("chosen_", "rejected_"))
-    _check_pad(pad_token_id)
+    _check_rows("collate_preference", rows, ("chosen_", "rejected_"))
+    _check_pad("collate_preference", pad_token_id)
     length = max(len(r[f"{s}_input_ids"]) for r in rows for s in ("chosen", "rejected"))
     batch = {}
     for side in ("chosen", "rejected"):

@@ -22,9 +22,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Mapping
+import warnings
 from pathlib import Path
 
 from datasets import Dataset
+
+from . import _checks
 
 SDIST = "vaderSentiment-3.3.2.tar.gz"
 SDIST_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
@@ -62,8 +66,12 @@ class CorpusError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Where the corpus is cached: ``$COURSE_DATA_DIR`` or ``~/.cache/preference-course``."""
-    return Path(os.environ.get("COURSE_DATA_DIR", Path.home() / ".cache" / "preference-course"))
+    """Where the corpus is cached: ``$COURSE_DATA_DIR`` (if set and not empty) or ``~/.cache/preference-course``."""
+    path = Path(os.environ.get("COURSE_DATA_DIR", "").strip() or Path.home() / ".cache" / "preference-course")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"cache_dir: COURSE_DATA_DIR={str(path)!r} is a file, not a directory; "
+                         "point it at a directory (it is created if missing) or unset it")
+    return path
 
 
 def _sha256(path: Path) -> str:
@@ -71,8 +79,13 @@ def _sha256(path: Path) -> str:
 
 
 def fetch_sdist(cache: Path | None = None) -> Path:
-    """Return the path of the verified sdist, downloading it with pip if needed."""
-    cache = Path(cache or cache_dir())
+    """Return the path of the verified sdist, downloading it with pip if needed.
+
+    A download is verified before it is moved into ``cache``, so a file there is
+    only ever a complete one (or one put there by hand, verified on every call)."""
+    cache = _checks.path("fetch_sdist", "cache", cache) if cache is not None else cache_dir()
+    if cache.exists() and not cache.is_dir():
+        raise ValueError(f"fetch_sdist: cache={str(cache)!r} is a file, not a directory")
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / SDIST
     if not target.exists():
@@ -86,7 +99,12 @@ def fetch_sdist(cache: Path | None = None) -> Path:
                     "Could not download the VADER corpus with pip "
                     f"(pip said: {result.stderr.strip()[-400:] or 'nothing'}).\n"
                     + HOW_TO_FETCH_BY_HAND.format(cache=cache))
-            shutil.move(str(got), target)
+            if _sha256(got) != SDIST_SHA256:
+                raise CorpusError(f"pip downloaded {SDIST} with sha256 {_sha256(got)}, expected {SDIST_SHA256}.\n"
+                                  + HOW_TO_FETCH_BY_HAND.format(cache=cache))
+            part = target.with_name(f"{target.name}.part-{os.getpid()}")
+            shutil.copyfile(got, part)  # into the cache's filesystem first, then an atomic rename
+            os.replace(part, target)
     digest = _sha256(target)
     if digest != SDIST_SHA256:
         raise CorpusError(
@@ -123,6 +141,11 @@ def parse_domain(texts_file: bytes, ratings_file: bytes, domain: str) -> list[di
     mean printed in the ground-truth file disagrees with the ratings listed for
     them, and the course draws simulated labels from the listed ratings.
     """
+    for name, value in [("texts_file", texts_file), ("ratings_file", ratings_file)]:
+        if not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"parse_domain: {name} must be the file's bytes (open it with 'rb'), "
+                            f"got {type(value).__name__}")
+    _checks.choice("parse_domain", "domain", domain, DOMAINS)
     texts = _rows(_decode(texts_file), 3, f"{domain} texts")
     ratings = {}
     for row in _rows(_decode(ratings_file), 4, f"{domain} ratings"):
@@ -147,6 +170,7 @@ def parse_domain(texts_file: bytes, ratings_file: bytes, domain: str) -> list[di
 
 def split_of(record_id: str) -> str:
     """The fixed split of a text: a seeded hash of its id, so every notebook agrees."""
+    _checks.string("split_of", "record_id", record_id)
     h = hashlib.sha256(f"{SPLIT_SEED}:{record_id}".encode()).digest()
     u = int.from_bytes(h[:8], "big") / 2**64
     if u < 0.8:
@@ -171,28 +195,81 @@ def _parse_sdist(sdist: Path) -> list[dict]:
     return records
 
 
+def _write_cache(parsed: Path, records: list[dict]):
+    """Write the parsed corpus and, beside it, its row count and sha256; each file atomically
+    (a temporary file renamed into place), the check last, so a crash leaves a cache that fails it."""
+    payload = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
+    check = json.dumps({"rows": len(records), "sha256": hashlib.sha256(payload).hexdigest()})
+    for target, content in [(parsed, payload), (_check_file(parsed), check.encode())]:
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")  # two processes may rebuild at once
+        tmp.write_bytes(content)
+        os.replace(tmp, target)
+
+
+def _check_file(parsed: Path) -> Path:
+    return parsed.with_name(parsed.name + ".check.json")
+
+
+def _read_cache(parsed: Path) -> tuple[list[dict] | None, str]:
+    """The cached records, or ``None`` and why the cache cannot be trusted."""
+    if not parsed.exists():
+        return None, ""
+    try:
+        check = json.loads(_check_file(parsed).read_text())
+        rows, digest = int(check["rows"]), str(check["sha256"])
+    except FileNotFoundError:
+        return None, ""  # written before caches carried a check: rebuilt quietly
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, f"its check file {_check_file(parsed).name} is unreadable"
+    payload = parsed.read_bytes()
+    if hashlib.sha256(payload).hexdigest() != digest:
+        return None, "its sha256 does not match the one written with it (truncated or altered)"
+    records = [json.loads(line) for line in payload.decode("utf-8").splitlines()]
+    if len(records) != rows or rows != sum(EXPECTED_COUNTS.values()):
+        return None, f"it holds {len(records)} rows, expected {sum(EXPECTED_COUNTS.values())}"
+    return records, ""
+
+
 def load_corpus(split: str | None = None, domains=DOMAINS, cache: Path | None = None) -> Dataset:
     """The corpus as a ``datasets.Dataset`` with columns
     ``id, domain, text, mean_rating, ratings, split``.
 
-    ``split`` is ``"train"``, ``"validation"``, ``"test"`` or ``None`` for all.
+    ``split`` is ``"train"``, ``"validation"``, ``"test"`` or ``None`` for all;
+    ``domains`` a list of domain names (default: all four).
+
+    The parsed copy (``corpus.jsonl``) is verified on every read against the row
+    count and sha256 written beside it; a missing, truncated or altered copy is
+    rebuilt from the verified sdist (with a warning if it existed). If it cannot be
+    rebuilt, ``CorpusError`` names the file and the command that rebuilds it.
     """
     if split is not None and split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)} or None, not {split!r}")
-    unknown = set(domains) - set(DOMAINS)
+        raise ValueError(f"load_corpus: split must be one of {list(SPLITS)} or None, not {split!r}")
+    if isinstance(domains, str) or not isinstance(domains, (list, tuple, set, frozenset)):
+        raise TypeError(f"load_corpus: domains must be a list of domain names such as {list(DOMAINS)}, "
+                        f"got {domains!r}" + ("; wrap a single domain in a list" if isinstance(domains, str) else ""))
+    if not domains:
+        raise ValueError(f"load_corpus: domains is empty; choose from {list(DOMAINS)}")
+    unknown = [d for d in domains if d not in DOMAINS]
     if unknown:
-        raise ValueError(f"unknown domains {sorted(unknown)}; the domains are {list(DOMAINS)}")
-    cache = Path(cache or cache_dir())
+        raise ValueError(f"load_corpus: unknown domains {unknown}; the domains are {list(DOMAINS)}")
+    cache = _checks.path("load_corpus", "cache", cache) if cache is not None else cache_dir()
+    if cache.exists() and not cache.is_dir():
+        raise ValueError(f"load_corpus: cache={str(cache)!r} is a file, not a directory")
     parsed = cache / "corpus.jsonl"
-    if not parsed.exists():
-        records = _parse_sdist(fetch_sdist(cache))
-        tmp = parsed.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r) + "\n")
-        os.replace(tmp, parsed)
-    with open(parsed, encoding="utf-8") as f:
-        records = [json.loads(line) for line in f]
+    records, problem = _read_cache(parsed)
+    if records is None:
+        existed = bool(problem)
+        try:
+            records = _parse_sdist(fetch_sdist(cache))
+        except CorpusError as err:
+            if not existed:
+                raise
+            raise CorpusError(f"The corpus cache {parsed} is damaged ({problem}) and could not be rebuilt:\n{err}\n"
+                              "Once the sdist can be had, rebuild it with: python -m course_utils.data") from err
+        _write_cache(parsed, records)
+        if existed:
+            warnings.warn(f"The corpus cache {parsed} was damaged ({problem}); rebuilt it from {SDIST}.",
+                          stacklevel=2)
     keep = [r for r in records if r["domain"] in domains and (split is None or r["split"] == split)]
     return Dataset.from_list(keep)
 
@@ -201,6 +278,7 @@ def load_corpus(split: str | None = None, domains=DOMAINS, cache: Path | None = 
 
 def format_prompt(instruction: str) -> str:
     """The instruction/response template shared by every notebook."""
+    _checks.string("format_prompt", "instruction", instruction)
     return f"Instruction: {instruction}\nResponse:"
 
 
@@ -211,14 +289,27 @@ def sft_dataset(corpus: Dataset) -> Dataset:
     is the human-written text with a leading space. The end-of-text token is added
     at tokenisation time, so the model learns where a response stops.
     """
-    rows = [{"prompt": format_prompt(INSTRUCTIONS[r["domain"]]), "completion": " " + r["text"],
-             "domain": r["domain"]} for r in corpus]
-    for i, row in enumerate(rows):
-        check_prompt_completion(row, where=f"row {i}")
+    _checks.sequence("sft_dataset", "corpus", corpus, "corpus rows (from load_corpus)")
+    rows = []
+    for i, r in enumerate(corpus):
+        if not isinstance(r, Mapping) or not {"domain", "text"} <= set(r):
+            raise ValueError(f"sft_dataset: corpus row {i} needs 'domain' and 'text' columns "
+                             f"(as load_corpus gives), got {r if not isinstance(r, Mapping) else sorted(r)!r}")
+        if not isinstance(r["text"], str):
+            raise TypeError(f"sft_dataset: corpus row {i}: text must be a string, got {type(r['text']).__name__}")
+        if r["domain"] not in INSTRUCTIONS:
+            raise ValueError(f"sft_dataset: corpus row {i} has domain {r['domain']!r}; "
+                             f"the domains are {list(DOMAINS)}")
+        row = {"prompt": format_prompt(INSTRUCTIONS[r["domain"]]), "completion": " " + r["text"],
+               "domain": r["domain"]}
+        check_prompt_completion(row, where=f"sft_dataset: corpus row {i}")
+        rows.append(row)
     return Dataset.from_list(rows)
 
 
 def _require(row: dict, columns, where: str):
+    if not isinstance(row, Mapping):
+        raise TypeError(f"{where}: row must be a dict with columns {list(columns)}, got {type(row).__name__}")
     missing = [c for c in columns if c not in row]
     if missing:
         raise ValueError(f"{where}: missing column(s) {missing}; expected {list(columns)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from . import _checks
 from .batching import IGNORE_INDEX
 from .logprobs import token_logprobs
 
@@ -25,14 +26,16 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     mean of per-sequence means: long responses weigh more). The shift is explicit:
     ``logits[:, t]`` predicts ``labels[:, t + 1]``.
     """
+    _checks.tensor("sft_loss", "logits", logits, floating=True)
+    _checks.tensor("sft_loss", "labels", labels, ids=True)
     if logits.dim() != 3 or labels.shape != logits.shape[:2]:
-        raise ValueError(f"expected logits [B, T, V] and labels [B, T], got {tuple(logits.shape)} "
+        raise ValueError(f"sft_loss: expected logits [B, T, V] and labels [B, T], got {tuple(logits.shape)} "
                          f"and {tuple(labels.shape)}")
     targets = labels[:, 1:]
     mask = targets != IGNORE_INDEX
     n = mask.sum()
     if n == 0:
-        raise ValueError("no labelled tokens in the batch (every label after the first is -100)")
+        raise ValueError("sft_loss: no labelled tokens in the batch (every label after the first is -100)")
     logps = token_logprobs(logits[:, :-1], targets.masked_fill(~mask, 0))  # [B, T-1]
     return -(logps * mask).sum() / n
 
@@ -40,6 +43,9 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def sft_step(model, batch: dict):
     """``loss_fn`` for SFT: ``batch`` from ``collate_sft``; metrics: ``tokens``, the
     number of response tokens the loss averaged over."""
+    if not isinstance(batch, dict) or not {"input_ids", "attention_mask", "labels"} <= set(batch):
+        raise ValueError("sft_step: batch must be a dict with input_ids, attention_mask and labels "
+                         f"(as from collate_sft), got {sorted(batch) if isinstance(batch, dict) else type(batch).__name__}")
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     loss = sft_loss(logits, batch["labels"])
     return loss, {"tokens": int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())}

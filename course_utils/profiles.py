@@ -52,10 +52,13 @@ def default_device() -> str:
 
 def get_profile(name: str | None = None) -> Profile:
     """The profile named, else ``$COURSE_PROFILE``, else the automatic choice."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"get_profile: name must be one of {', '.join(PROFILES)} (a string) or None, got {name!r}")
     name = name or os.environ.get("COURSE_PROFILE") or None
     if name is None:
         name = "smoke" if os.environ.get("CI") else ("gpu" if torch.cuda.is_available() else "cpu")
     name = name.strip().lower()
     if name not in PROFILES:
-        raise ValueError(f"COURSE_PROFILE must be one of {', '.join(PROFILES)}; got {name!r}")
+        raise ValueError(f"get_profile: the profile (name= or $COURSE_PROFILE) must be one of "
+                         f"{', '.join(PROFILES)}; got {name!r}")
     return Profile(name=name, device=default_device(), **_SIZES[name])

@@ -16,6 +16,8 @@ import time
 
 from tqdm.auto import tqdm
 
+from . import _checks
+
 
 def headless() -> bool:
     """True where a live bar would be noise: CI, or a run that saves its outputs."""
@@ -24,6 +26,7 @@ def headless() -> bool:
 
 def format_seconds(seconds: float) -> str:
     """``42s``, ``7m12s``, ``1h03m``."""
+    _checks.number("format_seconds", "seconds", seconds, nonnegative=True)
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"
@@ -40,8 +43,13 @@ class Progress:
     """
 
     def __init__(self, total: int, desc: str, unit: str = "it", initial: int = 0):
-        if not isinstance(total, int) or total < 0:
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
             raise ValueError(f"Progress: total must be a non-negative int, got {total!r}")
+        _checks.string("Progress", "desc", desc)
+        _checks.string("Progress", "unit", unit)
+        _checks.integer("Progress", "initial", initial, minimum=0)
+        if initial > total:
+            raise ValueError(f"Progress: initial={initial} is more than total={total}")
         self.total, self.desc, self.unit, self.n, self.start_n = total, desc, unit, initial, initial
         self.postfix: dict = {}
         self.started = time.time()
@@ -49,6 +57,7 @@ class Progress:
         self.bar = None if headless() else tqdm(total=total, initial=initial, desc=desc, unit=unit)
 
     def update(self, n: int = 1, **postfix):
+        _checks.integer("Progress.update", "n", n, minimum=0)
         self.n += n
         if postfix:
             self.postfix = postfix
@@ -77,13 +86,23 @@ class Progress:
 
 
 def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
-    """Iterate over ``iterable`` with a ``Progress``: ``for x in progress(xs, "scoring"): ...``."""
+    """Iterate over ``iterable`` with a ``Progress``: ``for x in progress(xs, "scoring"): ...``.
+
+    The arguments are checked when ``progress`` is called, not at the first item."""
+    if not hasattr(iterable, "__iter__"):
+        raise TypeError(f"progress: iterable must be something to loop over, got {type(iterable).__name__}")
     if total is None:
         try:
             total = len(iterable)
         except TypeError as err:
             raise TypeError("progress: iterable has no len(); pass total=") from err
-    with Progress(total, desc, unit) as bar:
+    _checks.integer("progress", "total", total, minimum=0)
+    _checks.string("progress", "desc", desc)
+    return _iterate(iterable, Progress(total, desc, unit))
+
+
+def _iterate(iterable, bar: Progress):
+    with bar:
         for item in iterable:
             yield item
             bar.update()

@@ -1,7 +1,9 @@
 """The corpus loader, its splits and the SFT dataset builder."""
 
 import collections
+import shutil
 import subprocess
+import warnings
 
 import pytest
 
@@ -114,3 +116,43 @@ def test_bad_prompt_completion_records_are_rejected(row, message):
 def test_bad_preference_records_are_rejected(row, message):
     with pytest.raises(ValueError, match=message):
         data.check_preference(row)
+
+
+@pytest.fixture(scope="module")
+def built_cache(tmp_path_factory):
+    """A temporary cache holding a copy of the verified sdist and a corpus.jsonl built from it."""
+    cache = tmp_path_factory.mktemp("cache")
+    shutil.copy(data.fetch_sdist(), cache / data.SDIST)
+    load_corpus(cache=cache)
+    return cache
+
+
+@pytest.fixture
+def cache_with_sdist(built_cache, tmp_path):
+    """A copy of ``built_cache`` for one test to damage."""
+    for f in built_cache.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble", "no check file"])
+def test_a_damaged_cache_is_detected_and_rebuilt(cache_with_sdist, damage):
+    parsed = cache_with_sdist / "corpus.jsonl"
+    good = parsed.read_bytes()
+    if damage == "truncate":  # a copy cut short at a line end: it still parses, with fewer rows
+        parsed.write_bytes(good[:good.index(b"\n", len(good) // 2) + 1])
+    elif damage == "garble":
+        parsed.write_bytes(good[:1000] + b"\xff\xfe" + good[1002:])
+    else:  # a cache written before caches carried a check: rebuilt without a warning
+        (cache_with_sdist / "corpus.jsonl.check.json").unlink()
+    if damage == "no check file":
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            corpus = load_corpus(cache=cache_with_sdist)
+    else:
+        with pytest.warns(UserWarning, match=r"corpus\.jsonl was damaged"):
+            corpus = load_corpus(cache=cache_with_sdist)
+    assert len(corpus) == 23703
+    assert parsed.read_bytes() == good
+    assert sorted(p.name for p in cache_with_sdist.iterdir()) == ["corpus.jsonl", "corpus.jsonl.check.json",
+                                                                  data.SDIST]  # no temporary file left

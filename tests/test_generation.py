@@ -36,3 +36,22 @@ def test_responses_stop_at_the_end_token_and_say_so(tiny):
 def test_bad_input_is_a_clear_error(tiny, prompts, kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate(*tiny, prompts, **kwargs)
+
+
+def test_the_model_mode_and_padding_side_are_restored_even_on_error(tiny, monkeypatch):
+    model, tok = tiny
+    model.train()
+    tok.padding_side = "right"
+    try:
+        out = generate(model, tok, ["The movie"], max_new_tokens=4)
+        assert len(out["responses"]) == 1 and model.training and tok.padding_side == "right"
+
+        def out_of_memory(*args, **kwargs):
+            raise RuntimeError("out of memory")
+        monkeypatch.setattr(model, "generate", out_of_memory)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            generate(model, tok, ["The movie"], max_new_tokens=4)
+        assert model.training and tok.padding_side == "right"
+    finally:
+        model.eval()
+        tok.padding_side = "left"

@@ -94,3 +94,43 @@ def test_save_small_round_trips_in_bf16(tmp_path):
     again = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
     for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)  # the shipped weights are already bf16 values
+
+
+def safetensors_dtypes(path):
+    from safetensors import safe_open
+    with safe_open(path / "model.safetensors", "pt") as f:
+        return {f.get_slice(k).get_dtype() for k in f.keys()}
+
+
+def test_plain_from_pretrained_gives_fp32_and_the_same_model():
+    plain = AutoModelForCausalLM.from_pretrained(TINY_BASE)  # no dtype=: the config's dtype decides
+    assert {p.dtype for p in plain.parameters()} == {torch.float32}
+    assert safetensors_dtypes(TINY_BASE) == {"BF16"}  # the weights on disk are still the shipped bf16 ones
+    course, tok = load_policy("tiny")
+    blocks = pack(load_corpus("validation")["text"][:200], tok, block=TINY_CONFIG["n_positions"])
+    assert heldout_loss(plain, blocks) == heldout_loss(course, blocks)
+
+
+def test_save_small_is_atomic_keeps_other_files_and_loads_in_fp32(tmp_path):
+    model, tok = load_policy("tiny")
+    target = tmp_path / "saved"
+    target.mkdir()
+    (target / "metrics.json").write_text("{}")
+    save_small(model, tok, target)
+    assert (target / "metrics.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]  # no temporary directory left behind
+    assert safetensors_dtypes(target) == {"BF16"}
+    plain = AutoModelForCausalLM.from_pretrained(target)
+    assert {p.dtype for p in plain.parameters()} == {torch.float32}
+
+
+def test_the_causal_lm_loss_is_named_so_transformers_does_not_warn(monkeypatch):
+    import transformers.modeling_utils as modeling_utils
+    said = []
+    monkeypatch.setattr(modeling_utils.logger, "warning_once", lambda msg, *a, **k: said.append(msg))
+    model, tok = load_policy("tiny")
+    ids = torch.tensor([tok("The movie was fun.")["input_ids"]])
+    loss = model(input_ids=ids, labels=ids).loss
+    assert not [m for m in said if "loss_type" in m]
+    logps = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1).gather(-1, ids[0, 1:, None])
+    torch.testing.assert_close(loss, -logps.mean())  # the same causal-LM loss transformers fell back to

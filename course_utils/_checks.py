@@ -1,0 +1,138 @@
+"""Checks at the door of the public functions: each raises ``TypeError`` or ``ValueError``
+with a message that names the function, the argument, what it got and what is allowed.
+Also ``CheckpointError``, the course's error for a saved file that cannot be used."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+
+
+def _got(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
+def integer(where: str, name: str, value, minimum: int | None = None) -> int:
+    """An int (not a bool, not a float) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {name} must be an integer, got {_got(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{where}: {name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def number(where: str, name: str, value, positive: bool = False, nonnegative: bool = False) -> float:
+    """A finite real number (not a bool, not a string), optionally > 0 or >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a number, got {_got(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite number, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{where}: {name} must be > 0, got {value}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{where}: {name} must be >= 0, got {value}")
+    return float(value)
+
+
+def string(where: str, name: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise (ValueError if isinstance(value, str) else TypeError)(
+            f"{where}: {name} must be a non-empty string, got {_got(value)}")
+    return value
+
+
+def sequence(where: str, name: str, value, what: str = "examples"):
+    """Something with a length and indexing (a list, a ``datasets.Dataset``), not empty, not a string."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or not hasattr(value, "__getitem__"):
+        raise TypeError(f"{where}: {name} must be a list (or Dataset) of {what}, got {type(value).__name__}")
+    if len(value) == 0:
+        raise ValueError(f"{where}: {name} is empty; pass at least one of the {what}")
+    return value
+
+
+def choice(where: str, name: str, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{where}: {name}={_got(value)} is not one of {list(allowed)}")
+    return value
+
+
+def tensor(where: str, name: str, value, dims: int | None = None, floating: bool = False, ids: bool = False):
+    import torch
+
+    if not torch.is_tensor(value):
+        raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if dims is not None and value.dim() != dims:
+        raise ValueError(f"{where}: {name} must have {dims} dimensions, got shape {tuple(value.shape)}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{where}: {name} must be a floating-point tensor, got {value.dtype}")
+    if ids and (value.is_floating_point() or value.is_complex()):
+        raise TypeError(f"{where}: {name} must be an integer tensor (token ids or a 0/1 mask), got {value.dtype}")
+    return value
+
+
+def model(where: str, name: str, value):
+    import torch
+
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{where}: {name} must be a torch.nn.Module (a model), got {type(value).__name__}")
+    if next(value.parameters(), None) is None:
+        raise ValueError(f"{where}: {name} has no parameters")
+    return value
+
+
+def tokenizer(where: str, name: str, value):
+    if not callable(value) or not hasattr(value, "eos_token_id") or not hasattr(value, "decode"):
+        raise TypeError(f"{where}: {name} must be a Hugging Face tokenizer (e.g. from load_tokenizer), "
+                        f"got {type(value).__name__}")
+    if value.eos_token_id is None:
+        raise ValueError(f"{where}: {name} has no end token (eos_token_id is None)")
+    return value
+
+
+def path(where: str, name: str, value) -> Path:
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or str(value).strip() == "":
+        raise TypeError(f"{where}: {name} must be a path (str or pathlib.Path), got {_got(value)}")
+    return Path(value)
+
+
+class CheckpointError(RuntimeError):
+    """A saved file (checkpoint, model) is unreadable or belongs to another run; the message
+    names the file and says what to do."""
+
+
+def device(where: str, name: str, value) -> str:
+    """A device this machine has: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` (or a ``torch.device``)."""
+    import torch
+
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{where}: {name} must be a device name such as 'cpu' or 'cuda', got {_got(value)}")
+    try:
+        kind = torch.device(value).type
+    except RuntimeError:
+        raise ValueError(f"{where}: {name}={value!r} is not a device; use 'cpu', 'cuda' or 'mps' "
+                         "(get_profile().device picks the best one here)") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+        raise ValueError(f"{where}: {name}={str(value)!r} is not available on this machine; "
+                         f"available: {[k for k, ok in available.items() if ok]}")
+    return value
+
+
+def vocabulary(where: str, name: str, ids, model):
+    """Token ids that ``model`` can embed: below its vocabulary size (a tokenizer of another model gives more)."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    size = getattr(embeddings, "num_embeddings", None)
+    if size is not None and ids.numel() and int(ids.max()) >= size:
+        raise ValueError(f"{where}: {name} holds token id {int(ids.max())}, but the model knows {size} tokens; "
+                         "were the ids made by another model's tokenizer?")
+    return ids
+
+
+def context_length(model) -> int | None:
+    """The most positions ``model`` embeds (GPT-2: ``n_positions``), or ``None`` if it does not say."""
+    config = getattr(model, "config", None)
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
