@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import _checks
 from .batching import collate_sft
 from .logprobs import sequence_logprobs
 
@@ -26,6 +27,8 @@ def sample_logprobs(model, tokenizer, prompts, responses, finished, max_length: 
     The response is re-tokenised from its text, which can split it differently from the
     tokens the model sampled (rarely, for byte-level BPE); the rollouts of notebook 04 on
     keep the sampled tokens instead."""
+    _checks.tokenizer("sample_logprobs", "tokenizer", tokenizer)
+    _checks.integer("sample_logprobs", "batch_size", batch_size, minimum=1)
     if isinstance(prompts, str) or isinstance(responses, str):
         raise TypeError("sample_logprobs: prompts and responses must be lists of strings, not one string")
     if not len(prompts) == len(responses) == len(finished):

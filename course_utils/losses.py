@@ -62,8 +62,12 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor):
     (mean r_w - r_l). ``logsigmoid`` keeps it finite for large margins of either sign.
     TRL's ``RewardTrainer`` computes the same loss (tests/test_reward_model.py).
     """
-    if r_chosen.dim() != 1 or r_chosen.shape != r_rejected.shape:
-        raise ValueError(f"bradley_terry_loss: r_chosen and r_rejected must both be [B], got "
+    for name, value in (("r_chosen", r_chosen), ("r_rejected", r_rejected)):
+        _checks.tensor("bradley_terry_loss", name, value, dims=1, floating=True)
+        if not torch.isfinite(value).all():
+            raise ValueError(f"bradley_terry_loss: {name} has NaN or infinite rewards")
+    if r_chosen.shape != r_rejected.shape or r_chosen.numel() == 0:
+        raise ValueError(f"bradley_terry_loss: r_chosen and r_rejected must both be [B] with B >= 1, got "
                          f"{tuple(r_chosen.shape)} and {tuple(r_rejected.shape)}")
     margin = r_chosen - r_rejected
     loss = -torch.nn.functional.logsigmoid(margin).mean()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification
 
+from . import _checks
 from .batching import collate_sft, encode_prompt_completion
 from .losses import bradley_terry_loss
 
@@ -48,6 +49,8 @@ def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tor
 
     The head reads the last position whose mask is 1. Positions count real tokens only
     (``cumsum(mask) - 1``), so left padding shifts nothing."""
+    _checks.tensor("rewards", "input_ids", input_ids, ids=True)
+    _checks.tensor("rewards", "attention_mask", attention_mask, ids=True)
     if input_ids.dim() != 2 or input_ids.shape != attention_mask.shape:
         raise ValueError(f"rewards: input_ids and attention_mask must share one [B, T] shape, got "
                          f"{tuple(input_ids.shape)} and {tuple(attention_mask.shape)}")
@@ -64,6 +67,10 @@ def reward_step(model, batch: dict):
     """``loss_fn`` for ``training.train`` on batches from ``collate_preference``: chosen and
     rejected go through the model in one forward pass ([2B, T]); Bradley–Terry loss.
     Metrics: ``accuracy`` (r_w > r_l) and ``margin`` (mean r_w - r_l)."""
+    needed = [f"{side}_{key}" for side in ("chosen", "rejected") for key in ("input_ids", "attention_mask")]
+    if not isinstance(batch, dict) or any(k not in batch for k in needed):
+        raise ValueError(f"reward_step: batch must be a dict from collate_preference with {needed}, got "
+                         f"{sorted(batch) if isinstance(batch, dict) else type(batch).__name__}")
     ids = torch.cat([batch["chosen_input_ids"], batch["rejected_input_ids"]])
     mask = torch.cat([batch["chosen_attention_mask"], batch["rejected_attention_mask"]])
     r_chosen, r_rejected = rewards(model, ids, mask).chunk(2)
@@ -77,6 +84,8 @@ def score_responses(model, tokenizer, prompts, responses, max_length: int = 128,
     Each pair is encoded as in training (``encode_prompt_completion``: prompt, response,
     end token, cut to ``max_length``). An empty response is scored as the end token alone
     right after the prompt (a policy can produce one)."""
+    _checks.tokenizer("score_responses", "tokenizer", tokenizer)
+    _checks.integer("score_responses", "batch_size", batch_size, minimum=1)
     if isinstance(prompts, str) or isinstance(responses, str):
         raise TypeError("score_responses: prompts and responses must be lists of strings, not one string")
     if len(prompts) != len(responses):

@@ -20,12 +20,14 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from . import _checks
 from .batching import collate_preference, collate_sft, encode_preference_dataset, encode_sft_dataset
 from .data import load_corpus, sft_dataset
 from .losses import sft_step
 from .models import load_policy
 from .preferences import human_preference_pairs
 from .reward_model import reward_model_from_policy, reward_step
+from .profiles import Profile
 from .training import TrainConfig, finished_run, train
 
 RUNS = Path("runs")       # relative to the notebook's folder, as notebooks run
@@ -38,18 +40,31 @@ RM_LR = {"smoke": 3e-4, "cpu": 3e-4, "gpu": 1e-4}
 
 def run_dir(notebook: str, name: str, profile) -> Path:
     """``runs/<notebook>-<name>-<profile>``: where a notebook's run of ``name`` lives."""
+    _check_profile("run_dir", profile)
+    for arg, value in (("notebook", notebook), ("name", name)):
+        _checks.string("run_dir", arg, value)
+        if not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"run_dir: {arg}={value!r} must be letters, digits, '-' or '_' (it names a folder)")
     return RUNS / f"{notebook}-{name}-{profile.name}"
+
+
+def _check_profile(where: str, profile):
+    if not isinstance(profile, Profile):
+        raise TypeError(f"{where}: profile must be a Profile (from get_profile()), got {type(profile).__name__}")
 
 
 def _from_earlier_or_train(model, loss_fn, examples, collate, config, earlier: Path, own: Path):
     """Load the finished run in ``earlier`` if it matches, else train (resumably) in ``own``."""
-    if finished_run(earlier, model, loss_fn, examples, collate, replace(config, checkpoint_dir=str(earlier))):
-        return train(model, loss_fn, examples, collate, replace(config, checkpoint_dir=str(earlier)))
+    earlier_config = replace(config, checkpoint_dir=str(earlier))
+    if finished_run(model, loss_fn, examples, collate, earlier_config):
+        return train(model, loss_fn, examples, collate, earlier_config)
     return train(model, loss_fn, examples, collate, replace(config, checkpoint_dir=str(own)))
 
 
 def sft_recipe(profile, tokenizer):
     """Notebook 01's masked SFT run: its examples, collate function and config."""
+    _check_profile("sft_recipe", profile)
+    _checks.tokenizer("sft_recipe", "tokenizer", tokenizer)
     corpus = load_corpus("train").shuffle(seed=0).select(range(profile.n_train))
     examples = encode_sft_dataset(tokenizer, sft_dataset(corpus), SFT_MAX_LENGTH)
     config = TrainConfig(steps=profile.steps, batch_size=profile.batch_size, lr=profile.lr,
@@ -59,6 +74,7 @@ def sft_recipe(profile, tokenizer):
 
 def sft_policy(profile, notebook: str):
     """Notebook 01's SFT policy (prompt masked) and its tokenizer, in eval mode."""
+    run_dir(notebook, "sft", profile)  # checks both arguments before any loading
     model, tokenizer = load_policy(profile.model, profile.device)
     examples, collate, config = sft_recipe(profile, tokenizer)
     _from_earlier_or_train(model, sft_step, examples, collate, config,
@@ -68,6 +84,9 @@ def sft_policy(profile, notebook: str):
 
 def reward_recipe(profile, tokenizer, length_bias: float = 0.0):
     """Notebook 02's reward model run on human preference pairs (optionally length-biased)."""
+    _check_profile("reward_recipe", profile)
+    _checks.tokenizer("reward_recipe", "tokenizer", tokenizer)
+    _checks.number("reward_recipe", "length_bias", length_bias, nonnegative=True)
     steps = RM_STEPS[profile.name]
     # enough pairs that every one is seen once (a fifth of random pairs tie and are dropped)
     pairs = human_preference_pairs(load_corpus("train"), steps * profile.batch_size * 5 // 4 + 64, seed=0,
@@ -80,7 +99,12 @@ def reward_recipe(profile, tokenizer, length_bias: float = 0.0):
 
 
 def reward_model(profile, notebook: str, policy=None, tokenizer=None):
-    """Notebook 02's reward model (unbiased labels), in eval mode, with its tokenizer."""
+    """Notebook 02's reward model (unbiased labels), in eval mode, with its tokenizer;
+    ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already."""
+    run_dir(notebook, "reward", profile)
+    if (policy is None) != (tokenizer is None):
+        raise ValueError("reward_model: pass policy and tokenizer together (the SFT policy and its tokenizer), "
+                         "or neither")
     if policy is None:
         policy, tokenizer = sft_policy(profile, notebook)
     model = reward_model_from_policy(policy)

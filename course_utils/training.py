@@ -217,6 +217,25 @@ def _read_checkpoint(file: Path) -> dict:
     return state
 
 
+def finished_run(model, loss_fn, examples, collate, config: TrainConfig) -> bool:
+    """Whether ``config.checkpoint_dir`` holds this very run, finished: the run that
+    ``train`` with the same arguments would load instead of training. A missing,
+    unreadable or other run's checkpoint is ``False``; nothing is read into ``model``."""
+    _check_config("finished_run", config)
+    if config.checkpoint_dir is None:
+        raise ValueError("finished_run: config.checkpoint_dir is None; name the run directory to look in")
+    file = Path(config.checkpoint_dir) / "checkpoint.pt"
+    if not file.exists():
+        return False
+    try:
+        saved = _read_checkpoint(file)
+    except CheckpointError:
+        return False
+    first_batch = collate([examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, 0)])
+    return saved["step"] >= config.steps and not _differences(
+        saved["fingerprint"], _run_fingerprint(model, loss_fn, examples, first_batch, config))
+
+
 def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, eval_every: int = 0):
     """Train ``model`` in place and return its history: one dict per logged step
     with ``step``, ``lr``, ``loss`` and the metrics ``loss_fn`` returned (and
