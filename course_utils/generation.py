@@ -19,7 +19,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tem
 
     Returns ``dict(responses=list[str], finished=list[bool])``: the decoded new
     text (without the end token) and whether the model ended it with its end token
-    within ``max_new_tokens``.
+    within ``max_new_tokens``. A pad token distinct from the end token is never
+    sampled (it only fills batches), so padding never shows up inside a response.
 
     Every argument is checked before anything runs, the longest prompt plus
     ``max_new_tokens`` included (it must fit the model's context); the model's
@@ -54,18 +55,19 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tem
     model.eval()
     tokenizer.padding_side = "left"
     torch.manual_seed(seed)
+    # a pad token of its own is for batching only: never sample it (GPT-2 pads with its end token instead)
+    never = [tokenizer.pad_token_id] if tokenizer.pad_token_id != tokenizer.eos_token_id else None
     responses, finished = [], []
     try:
         for i in range(0, len(prompts), batch_size):
             enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True).to(device)
             out = model.generate(**enc, do_sample=True, temperature=temperature, top_k=top_k or 0,
                                  max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id, use_cache=True)
+                                 eos_token_id=tokenizer.eos_token_id, use_cache=True, suppress_tokens=never)
             for row in out[:, enc["input_ids"].shape[1]:].tolist():
                 ended = tokenizer.eos_token_id in row
                 if ended:
                     row = row[:row.index(tokenizer.eos_token_id)]
-                row = [t for t in row if t != tokenizer.pad_token_id]
                 responses.append(tokenizer.decode(row, skip_special_tokens=True))
                 finished.append(ended)
     finally:

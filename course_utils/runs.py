@@ -34,8 +34,9 @@ RUNS = Path("runs")       # relative to the notebook's folder, as notebooks run
 SFT_MAX_LENGTH = 96       # notebook 01: prompt (21 tokens) + response + end
 RM_MAX_LENGTH = 96
 # notebook 02's reward model: optimiser steps (each pair seen once) and learning rate, per profile
-RM_STEPS = {"smoke": 40, "cpu": 400, "gpu": 1000}
-RM_LR = {"smoke": 3e-4, "cpu": 3e-4, "gpu": 1e-4}
+RM_STEPS = {"smoke": 50, "cpu": 400, "gpu": 1000}
+RM_LR = {"smoke": 1e-3, "cpu": 1e-3, "gpu": 1e-4}
+RM_BATCH = 32  # pairs per step
 
 
 def run_dir(notebook: str, name: str, profile) -> Path:
@@ -89,10 +90,10 @@ def reward_recipe(profile, tokenizer, length_bias: float = 0.0):
     _checks.number("reward_recipe", "length_bias", length_bias, nonnegative=True)
     steps = RM_STEPS[profile.name]
     # enough pairs that every one is seen once (a fifth of random pairs tie and are dropped)
-    pairs = human_preference_pairs(load_corpus("train"), steps * profile.batch_size * 5 // 4 + 64, seed=0,
+    pairs = human_preference_pairs(load_corpus("train"), steps * RM_BATCH * 5 // 4 + 64, seed=0,
                                    length_bias=length_bias)
     examples = encode_preference_dataset(tokenizer, pairs, RM_MAX_LENGTH)
-    config = TrainConfig(steps=steps, batch_size=profile.batch_size, lr=RM_LR[profile.name],
+    config = TrainConfig(steps=steps, batch_size=RM_BATCH, lr=RM_LR[profile.name],
                          warmup_steps=steps // 10, log_every=5, seed=0,
                          desc="reward model" + (f" (length bias {length_bias})" if length_bias else ""))
     return examples, partial(collate_preference, pad_token_id=tokenizer.pad_token_id), config

@@ -55,3 +55,30 @@ def test_the_model_mode_and_padding_side_are_restored_even_on_error(tiny, monkey
     finally:
         model.eval()
         tok.padding_side = "left"
+
+
+def test_the_pad_token_is_never_sampled(tiny, monkeypatch):
+    """The tiny model has a pad token of its own. Made likely (its logit raised by a hook), it
+    would be sampled, and padding inside a response vanishes from the decoded text unnoticed.
+    It is suppressed: the sampled tokens (read from the model's own generate) hold no pad
+    before the end token."""
+    model, tok = tiny
+    sampled, real_generate = [], model.generate
+
+    def favour_pad(module, inputs, logits):
+        logits[..., tok.pad_token_id] += 20.0
+        return logits
+    hook = model.lm_head.register_forward_hook(favour_pad)
+
+    def recording_generate(*args, **kwargs):
+        out = real_generate(*args, **kwargs)
+        sampled.extend(out[:, kwargs["input_ids"].shape[1]:].tolist())
+        return out
+    monkeypatch.setattr(model, "generate", recording_generate)
+    try:
+        generate(model, tok, ["The movie"] * 64, max_new_tokens=16, seed=0)
+    finally:
+        hook.remove()
+    for row in sampled:
+        body = row[:row.index(tok.eos_token_id)] if tok.eos_token_id in row else row
+        assert tok.pad_token_id not in body
