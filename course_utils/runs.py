@@ -26,8 +26,8 @@ from .data import load_corpus, sft_dataset
 from .losses import sft_step
 from .models import load_policy
 from .preferences import human_preference_pairs
-from .reward_model import reward_model_from_policy, reward_step
 from .profiles import Profile
+from .reward_model import reward_model_from_policy, reward_step
 from .training import TrainConfig, finished_run, train
 
 RUNS = Path("runs")       # relative to the notebook's folder, as notebooks run
