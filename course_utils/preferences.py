@@ -32,33 +32,29 @@ RATING_VALUES = np.arange(-4, 5)  # the rating scale: integers -4..+4
 PAIR_SEED = 0
 
 
-def _check_ratings(ratings, where: str) -> None:
+def _histograms(ratings, where: str, name: str = "ratings") -> np.ndarray:
+    """Rating lists -> ``[N, 9]`` histograms; histograms (a float ``[N, 9]`` array) pass
+    through. Errors name ``where`` (the public function called) and ``name``."""
     if isinstance(ratings, (str, bytes)) or not hasattr(ratings, "__len__"):
-        raise TypeError(f"{where}: ratings must be a list of rating lists (one per text), got {type(ratings).__name__}")
+        raise TypeError(f"{where}: {name} must be a list of rating lists (one per text), got {type(ratings).__name__}")
+    if isinstance(ratings, np.ndarray) and ratings.dtype.kind == "f" and ratings.ndim == 2 \
+            and ratings.shape[1] == len(RATING_VALUES):
+        return ratings
+    hist = np.zeros((len(ratings), len(RATING_VALUES)))
+    for i, rs in enumerate(ratings):
+        if isinstance(rs, (str, bytes)) or np.ndim(rs) != 1:
+            raise TypeError(f"{where}: {name}[{i}] must be a list of integer ratings, got {rs!r}")
+        rs = np.asarray(rs)
+        if rs.size == 0 or rs.dtype.kind not in "iuf" or (rs != np.round(rs)).any() or rs.min() < -4 or rs.max() > 4:
+            raise ValueError(f"{where}: {name}[{i}] must be a non-empty list of integers in -4..4, got {rs.tolist()}")
+        hist[i] = np.bincount(rs.astype(int) + 4, minlength=len(RATING_VALUES)) / rs.size
+    return hist
 
 
 def rating_histograms(ratings) -> np.ndarray:
     """``[N, 9]`` array: the share of each text's raters who gave -4, -3, ..., +4.
     ``ratings``: one list of integer ratings in -4..+4 per text."""
-    _check_ratings(ratings, "rating_histograms")
-    hist = np.zeros((len(ratings), len(RATING_VALUES)))
-    for i, rs in enumerate(ratings):
-        if isinstance(rs, (str, bytes)) or np.ndim(rs) != 1:
-            raise TypeError(f"rating_histograms: ratings[{i}] must be a list of integers, got {rs!r}")
-        rs = np.asarray(rs)
-        if rs.size == 0 or rs.dtype.kind not in "iuf" or (rs != np.round(rs)).any() or rs.min() < -4 or rs.max() > 4:
-            raise ValueError(f"rating_histograms: ratings[{i}] must be a non-empty list of integers in -4..4, got {rs.tolist()}")
-        hist[i] = np.bincount(rs.astype(int) + 4, minlength=len(RATING_VALUES)) / rs.size
-    return hist
-
-
-def _as_histograms(ratings, where: str) -> np.ndarray:
-    """Rating lists -> histograms; histograms (a float ``[N, 9]`` array) pass through."""
-    _check_ratings(ratings, where)
-    if isinstance(ratings, np.ndarray) and ratings.dtype.kind == "f" and ratings.ndim == 2 \
-            and ratings.shape[1] == len(RATING_VALUES):
-        return ratings
-    return rating_histograms(ratings)
+    return _histograms(ratings, "rating_histograms")
 
 
 def _as_pairs(pairs, n: int, where: str) -> np.ndarray:
@@ -78,7 +74,7 @@ def pair_probabilities(ratings, pairs) -> np.ndarray:
     """``[M, 2]`` array: for each pair ``(a, b)``, ``win = P(r_a > r_b)`` and
     ``loss = P(r_a < r_b)`` for one random rater per text; ``1 - win - loss`` is the
     chance of a tie, i.e. of no label."""
-    hist = _as_histograms(ratings, "pair_probabilities")
+    hist = _histograms(ratings, "pair_probabilities")
     pairs = _as_pairs(pairs, len(hist), "pair_probabilities")
     hist_a, hist_b = hist[pairs[:, 0]], hist[pairs[:, 1]]
     at_most = np.cumsum(hist_a, axis=-1)                    # P(r_a <= j)
@@ -92,10 +88,9 @@ def prefer_probability(ratings_a, ratings_b) -> float:
     """Equation (1): the probability that one random rater of A and one random rater of B
     give A the higher rating, among draws that do not tie. ``nan`` when every draw ties
     (e.g. ``[0]`` vs ``[0]``): such a pair has no label."""
-    for name, r in (("ratings_a", ratings_a), ("ratings_b", ratings_b)):
-        if isinstance(r, (str, bytes)) or np.ndim(r) != 1:
-            raise TypeError(f"prefer_probability: {name} must be a list of integer ratings, got {r!r}")
-    win, loss = pair_probabilities([list(ratings_a), list(ratings_b)], [[0, 1]])[0]
+    hist = np.concatenate([_histograms([r], "prefer_probability", name)
+                           for name, r in (("ratings_a", ratings_a), ("ratings_b", ratings_b))])
+    win, loss = pair_probabilities(hist, [[0, 1]])[0]
     return float(win / (win + loss)) if win + loss > 1e-12 else float("nan")
 
 
@@ -108,7 +103,7 @@ def pairwise_agreement(scores, ratings, pairs) -> float:
     if isinstance(scores, (str, bytes)) or np.ndim(scores) != 1:
         raise TypeError(f"pairwise_agreement: scores must be a 1-d sequence of numbers, got {type(scores).__name__}")
     scores = np.asarray(scores, dtype=float)
-    hist = _as_histograms(ratings, "pairwise_agreement")
+    hist = _histograms(ratings, "pairwise_agreement")
     if len(scores) != len(hist):
         raise ValueError(f"pairwise_agreement: scores has {len(scores)} entries but ratings has {len(hist)}")
     pairs = _as_pairs(pairs, len(hist), "pairwise_agreement")
@@ -122,7 +117,7 @@ def pairwise_agreement(scores, ratings, pairs) -> float:
 def ceiling(ratings, pairs) -> float:
     """Equation (3): the best achievable ``pairwise_agreement``, reached by always siding
     with the majority of raters. ``nan`` if no pair can be labelled."""
-    hist = _as_histograms(ratings, "ceiling")
+    hist = _histograms(ratings, "ceiling")
     win, loss = pair_probabilities(hist, _as_pairs(pairs, len(hist), "ceiling")).T
     labelled = (win + loss).sum()
     return float(np.maximum(win, loss).sum() / labelled) if labelled > 1e-12 else float("nan")
@@ -166,12 +161,12 @@ def _by_domain(domains, pairs, n: int, where: str):
 def agreement_by_domain(scores, ratings, domains, pairs) -> dict:
     """``pairwise_agreement`` (equation 2) per domain: ``{domain: agreement}``, in
     order of first appearance in ``domains``; ``pairs`` join texts of one domain."""
-    hist = _as_histograms(ratings, "agreement_by_domain")
+    hist = _histograms(ratings, "agreement_by_domain")
     return {d: pairwise_agreement(scores, hist, p)
             for d, p in _by_domain(domains, pairs, len(hist), "agreement_by_domain")}
 
 
 def ceiling_by_domain(ratings, domains, pairs) -> dict:
     """``ceiling`` (equation 3) per domain: ``{domain: ceiling}``."""
-    hist = _as_histograms(ratings, "ceiling_by_domain")
+    hist = _histograms(ratings, "ceiling_by_domain")
     return {d: ceiling(hist, p) for d, p in _by_domain(domains, pairs, len(hist), "ceiling_by_domain")}
