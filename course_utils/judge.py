@@ -38,8 +38,8 @@ DOMAIN_LABELS = tuple(f"domain:{d}" for d in DOMAINS)
 WELL_FORMED = "well_formed"
 LABELS = RATING_LABELS + DOMAIN_LABELS + (WELL_FORMED,)
 FLOOR = -5.0                      # one below the rating scale: where degenerate text is sent
-WELL_FORMED_GATE = 0.2            # P(well-formed) at or above which a text keeps its whole sentiment
-ON_DOMAIN_GATE = 0.02             # likewise P(requested domain); both chosen on the validation split
+WELL_FORMED_GATE = 0.05           # P(well-formed) at or above which a text keeps its whole sentiment
+ON_DOMAIN_GATE = 0.01             # likewise P(requested domain); both chosen on the validation split
 
 
 # ---------------------------------------------------------------- VADER, the second opinion
