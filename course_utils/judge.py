@@ -14,8 +14,9 @@ The judge is a ``GPT2ForSequenceClassification`` whose output columns are named 
   text; ``sentiment`` is the expected rating under them (-4..+4);
 - ``domain:movie`` ... ``domain:editorial``: which domain the text belongs to;
 - ``well_formed``: logit of the probability that the text is real human writing
-  rather than degenerate text (repeated words, shuffled words, text cut off
-  mid-sentence, strings of punctuation: see ``course_utils.degenerate``).
+  rather than degenerate text (repeated words, shuffled words, text cut off by a
+  length limit, strings of punctuation or of random characters: see
+  ``course_utils.degenerate``).
 
 Its input is the text (whitespace stripped) followed by the end-of-text token, as a
 generated response ends; the head reads the last real token, that end token.
