@@ -15,8 +15,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
-                          GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast)
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from safetensors import SafetensorError
 from transformers.utils import logging as hf_logging
 
@@ -27,7 +26,6 @@ hf_logging.disable_progress_bar()  # a bar per checkpoint load is noise in a not
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 TINY_BASE = CHECKPOINTS / "tiny-base"
-JUDGE = CHECKPOINTS / "judge"
 
 EOS = "<|endoftext|>"  # begins and ends every text, as in GPT-2
 PAD = "<|pad|>"        # a token of its own, so padding is never mistaken for the end
@@ -112,14 +110,6 @@ def load_policy(name: str = "tiny", device: str = "cpu"):
     model.generation_config.pad_token_id = tok.pad_token_id
     _name_the_loss(model)
     return model.to(device), tok
-
-
-def load_judge(device: str = "cpu"):
-    """The judge (gold reward model) and its tokenizer; see ``course_utils.judge``."""
-    tok = AutoTokenizer.from_pretrained(str(JUDGE))
-    tok.padding_side = "right"
-    model = AutoModelForSequenceClassification.from_pretrained(str(JUDGE), dtype=torch.float32)
-    return model.to(device).eval(), tok
 
 
 def new_tiny_model(tokenizer, seed: int = 0) -> GPT2LMHeadModel:

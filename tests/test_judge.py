@@ -1,8 +1,8 @@
-"""The judge: exact pairwise-agreement maths, the head reading the last real token,
-and the shipped judge reaching the agreement its metrics.json states."""
+"""The judge: the head reads the last real token, the score combines the columns as
+documented, and the shipped judge reaches what its metrics.json states, on real texts
+and on the held-out degenerate battery."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -10,109 +10,20 @@ import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from course_utils.data import DOMAINS, load_corpus
-from course_utils.judge import (DOMAIN_LABELS, SENTIMENT, Judge, agreement_by_domain, ceiling, ceiling_by_domain,
-                                encode, pairwise_agreement, prefer_probability, same_domain_pairs, vader_scores)
-from course_utils.models import JUDGE
+from course_utils.degenerate import HELDOUT_FAMILIES, TRAIN_FAMILIES, corrupt
+from course_utils.judge import FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, WELL_FORMED_GATE, Judge, encode, vader_scores
+from course_utils.preferences import agreement_by_domain, ceiling_by_domain, same_domain_pairs
+from course_utils.train_judge import _battery_results
 
-# ---------------------------------------------------------------- exact pairwise maths
-
-
-def test_prefer_probability_exact():
-    assert prefer_probability([1], [0]) == 1.0
-    assert prefer_probability([0], [1]) == 0.0
-    assert prefer_probability([1, -1], [0]) == 0.5
-    # A: {2, 0}, B: {1, 1}: A wins 1/2, loses 1/2
-    assert prefer_probability([2, 0], [1, 1]) == 0.5
-    # A: {1, 1, 0}, B: {0}: P(win) = 2/3, P(lose) = 0, one third ties -> 1.0 among decided draws
-    assert prefer_probability([1, 1, 0], [0]) == 1.0
-    # A: {2, 0, 0}, B: {1, 0}: 6 equally likely draws
-    # (2,1)W (2,0)W (0,1)L (0,0)T (0,1)L (0,0)T -> 2 wins, 2 losses
-    assert prefer_probability([2, 0, 0], [1, 0]) == pytest.approx(0.5)
-    # A: {4, 3}, B: {3, -4}: draws (4,3)W (4,-4)W (3,3)T (3,-4)W -> 3 wins of 3 decided
-    assert prefer_probability([4, 3], [3, -4]) == 1.0
-    # A: {1, 0, 0, 0}, B: {0, 0, 0, -1}: wins when a=1 (4 draws) or a=0, b=-1 (3 draws),
-    # the other 9 draws tie, none loses -> 1.0; and reversed -> 0.0
-    assert prefer_probability([1, 0, 0, 0], [0, 0, 0, -1]) == 1.0
-    assert prefer_probability([0, 0, 0, -1], [1, 0, 0, 0]) == 0.0
-    # all draws tie: no label at all
-    assert math.isnan(prefer_probability([0], [0]))
-    assert math.isnan(prefer_probability([3, 3], [3]))
-    with pytest.raises(ValueError):
-        prefer_probability([5], [0])
-
-
-def test_prefer_probability_matches_brute_force():
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        a = rng.integers(-4, 5, size=rng.integers(1, 6)).tolist()
-        b = rng.integers(-4, 5, size=rng.integers(1, 6)).tolist()
-        win = sum(x > y for x in a for y in b)
-        loss = sum(x < y for x in a for y in b)
-        expected = win / (win + loss) if win + loss else float("nan")
-        got = prefer_probability(a, b)
-        assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, abs=1e-12)
-
-
-def test_pairwise_agreement_and_ceiling_on_small_examples():
-    ratings = [[2, 1, 1], [0, 0, 1], [-2, -1, 0], [0], [0]]
-    pairs = [[0, 1], [1, 2], [0, 2], [3, 4]]  # the last pair always ties: dropped
-    p01, p12, p02 = prefer_probability(ratings[0], ratings[1]), prefer_probability(ratings[1], ratings[2]), \
-        prefer_probability(ratings[0], ratings[2])
-    expected_ceiling = np.mean([max(p, 1 - p) for p in (p01, p12, p02)])
-    assert ceiling(ratings, pairs) == pytest.approx(expected_ceiling)
-    means = [np.mean(r) for r in ratings]
-    # the mean rating ranks every pair like the majority here: it reaches the ceiling
-    assert pairwise_agreement(means, ratings, pairs) == pytest.approx(expected_ceiling)
-    # the reversed predictor gets the complement; a constant predictor gets one half
-    assert pairwise_agreement([-m for m in means], ratings, pairs) == pytest.approx(
-        np.mean([1 - max(p, 1 - p) for p in (p01, p12, p02)]))
-    assert pairwise_agreement([0.0] * 5, ratings, pairs) == 0.5
-    assert math.isnan(pairwise_agreement([1.0, 0.0], [[0], [0]], [[0, 1]]))
-
-
-def test_mean_rating_reaches_but_never_exceeds_the_ceiling():
-    """The mean can disagree with the majority side (e.g. [4, -1, -1] vs [0]: mean prefers A,
-    a single-rater label prefers B 2:1), so it can fall below the ceiling, never above it;
-    and no predictor at all beats the ceiling."""
-    assert pairwise_agreement([2 / 3, 0], [[4, -1, -1], [0]], [[0, 1]]) == pytest.approx(1 / 3)
-    assert ceiling([[4, -1, -1], [0]], [[0, 1]]) == pytest.approx(2 / 3)
-    rng = np.random.default_rng(1)
-    for _ in range(20):
-        ratings = [rng.integers(-4, 5, size=rng.integers(1, 8)).tolist() for _ in range(12)]
-        pairs = same_domain_pairs(["x"] * 12, 40, seed=int(rng.integers(1000)))
-        top = ceiling(ratings, pairs)
-        assert pairwise_agreement([np.mean(r) for r in ratings], ratings, pairs) <= top + 1e-12
-        assert pairwise_agreement(rng.normal(size=12), ratings, pairs) <= top + 1e-12
-
-
-def test_same_domain_pairs():
-    domains = ["movie"] * 5 + ["tweet"] * 2 + ["movie", "product", "product", "product"]
-    pairs = same_domain_pairs(domains, 500, seed=3)
-    assert pairs.shape == (3 * 500, 2)
-    assert all(domains[a] == domains[b] and a != b for a, b in pairs)
-    assert {domains[a] for a, _ in pairs} == {"movie", "tweet", "product"}
-    assert len({tuple(sorted(p)) for p in pairs if domains[p[0]] == "movie"}) == 15  # all 6*5/2 pairs drawn
-    np.testing.assert_array_equal(pairs, same_domain_pairs(domains, 500, seed=3))  # seeded
-    assert not np.array_equal(pairs, same_domain_pairs(domains, 500, seed=4))
-    with pytest.raises(ValueError):
-        same_domain_pairs(["movie", "movie", "tweet"], 5)
-
-
-def test_vader_scores():
-    s = vader_scores(["I love this, it is wonderful!", "This is terrible and I hate it.", ""])
-    assert s.shape == (3,) and s[0] > 0.5 and s[1] < -0.5 and s[2] == 0.0
-
-
-# ---------------------------------------------------------------- the head reads the last real token
+# ---------------------------------------------------------------- a tiny random judge
 
 
 @pytest.fixture
 def tiny_judge(course_tokenizer):
     torch.manual_seed(0)
-    labels = (SENTIMENT,) + DOMAIN_LABELS
     config = GPT2Config(vocab_size=len(course_tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, num_labels=5,
-                        id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, num_labels=len(LABELS),
+                        id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
                         bos_token_id=course_tokenizer.bos_token_id, eos_token_id=course_tokenizer.eos_token_id,
                         pad_token_id=course_tokenizer.pad_token_id)
     return Judge(GPT2ForSequenceClassification(config), course_tokenizer)
@@ -123,7 +34,6 @@ def test_head_reads_the_last_real_token(tiny_judge):
     together = tiny_judge.logits([short, long], batch_size=2)  # the short one is padded on the right
     alone = torch.cat([tiny_judge.logits([short]), tiny_judge.logits([long])])
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
-    # and it is the end token's output: read it by hand from the unpadded sequence
     ids = torch.tensor([encode(tiny_judge.tokenizer, short)])
     assert ids[0, -1] == tiny_judge.tokenizer.eos_token_id
     model = tiny_judge.model
@@ -131,94 +41,163 @@ def test_head_reads_the_last_real_token(tiny_judge):
     torch.testing.assert_close(model.score(hidden[0, -1]), alone[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("gates", [(WELL_FORMED_GATE, ON_DOMAIN_GATE), (0.9, 0.5)])
+def test_score_combines_the_columns_as_documented(tiny_judge, gates, monkeypatch):
+    """With the shipped gates, and with gates high enough that a random judge's texts fall under them."""
+    monkeypatch.setattr("course_utils.judge.WELL_FORMED_GATE", gates[0])
+    monkeypatch.setattr("course_utils.judge.ON_DOMAIN_GATE", gates[1])
+    texts = ["the movie was fun", "the product broke", "a"]
+    domains = ["movie", "product", "tweet"]
+    logits = tiny_judge.logits(texts).double()
+    out = tiny_judge.score(texts, domains=domains)
+    expected_sentiment = (torch.softmax(logits[:, :9], -1) * torch.arange(-4, 5)).sum(-1).numpy()
+    domain_probs = torch.softmax(logits[:, 9:13], -1).numpy()
+    well_formed = torch.sigmoid(logits[:, 13]).numpy()
+    on_domain = domain_probs[np.arange(3), [DOMAINS.index(d) for d in domains]]
+    np.testing.assert_allclose(out["sentiment"], expected_sentiment, rtol=1e-6)
+    np.testing.assert_allclose(out["on_domain"], on_domain, rtol=1e-6)
+    np.testing.assert_allclose(out["well_formed"], well_formed, rtol=1e-6)
+    gate_wf = np.minimum(1, well_formed / gates[0])
+    q = gate_wf * np.minimum(1, on_domain / gates[1])
+    np.testing.assert_allclose(out["score"], FLOOR + q * (expected_sentiment - FLOOR), rtol=1e-6)
+    assert out["domain"] == [DOMAINS[k] for k in domain_probs.argmax(-1)]
+    assert (out["score"] <= out["sentiment"] + 1e-9).all()
+    without = tiny_judge.score(texts)  # no requested domain: only well-formedness counts
+    assert "on_domain" not in without
+    np.testing.assert_allclose(without["score"], FLOOR + gate_wf * (expected_sentiment - FLOOR), rtol=1e-6)
+
+
 def test_score_handles_empty_texts_and_keeps_order(tiny_judge):
     texts = ["", "the movie was fun", "   ", "a"]
     out = tiny_judge.score(texts)
-    assert out["sentiment"].shape == (4,) and out["domain_probs"].shape == (4, 4)
+    assert out["sentiment"].shape == (4,) and out["domain_probs"].shape == (4, 4) and out["score"].shape == (4,)
     assert out["sentiment"][0] == pytest.approx(out["sentiment"][2], abs=1e-6)  # both are the end token alone
-    assert set(out["domain"]) <= set(DOMAINS)
-    np.testing.assert_allclose(out["domain_probs"].sum(1), 1.0, rtol=1e-5)
     reordered = tiny_judge.score(texts[::-1], batch_size=3)
-    np.testing.assert_allclose(reordered["sentiment"][::-1], out["sentiment"], rtol=1e-5, atol=1e-5)
-    assert tiny_judge.score([])["sentiment"].shape == (0,)
+    np.testing.assert_allclose(reordered["score"][::-1], out["score"], rtol=1e-5, atol=1e-5)
+    empty = tiny_judge.score([], domains=[])
+    assert empty["score"].shape == (0,) and empty["domain_probs"].shape == (0, 4) and empty["domain"] == []
+
+
+def test_vader_scores():
+    s = vader_scores(["I love this, it is wonderful!", "This is terrible and I hate it.", ""])
+    assert s.shape == (3,) and s[0] > 0.5 and s[1] < -0.5 and s[2] == 0.0
+
+
+def test_training_negatives_use_training_families_only():
+    assert not set(TRAIN_FAMILIES) & set(HELDOUT_FAMILIES)
+    texts = ["the film was great.", "awful plot, boring actors!", "the city council met today."]
+    made = corrupt(texts, TRAIN_FAMILIES, 200, seed=0)
+    assert {m["family"] for m in made} == set(TRAIN_FAMILIES)
+    assert made == corrupt(texts, TRAIN_FAMILIES, 200, seed=0)  # seeded
+    assert all(m["text"] != texts[m["source"]] for m in made if m["family"] != "shuffle_words")
 
 
 # ---------------------------------------------------------------- the shipped judge
 
-needs_judge = pytest.mark.skipif(not (JUDGE / "model.safetensors").exists(),
-                                 reason="no shipped judge yet: run `python -m course_utils.judge` to train it")
+needs_judge = pytest.mark.skipif(not (JUDGE_DIR / "model.safetensors").exists(),
+                                 reason="no shipped judge: run `python -m course_utils.train_judge`")
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    """The shipped judge on the whole test split, with the pairs metrics.json was measured on."""
-    metrics = json.loads((JUDGE / "metrics.json").read_text())
+    """The shipped judge on the whole test split (each text requested as its own domain),
+    with the seeded pairs metrics.json was measured on."""
+    metrics = json.loads((JUDGE_DIR / "metrics.json").read_text())
     judge = Judge.load()
     test = load_corpus("test")
     pairs = same_domain_pairs(test["domain"], metrics["pairs"]["per_domain"], metrics["pairs"]["seed"])
-    scores = judge.score(list(test["text"]))
+    scores = judge.score(list(test["text"]), domains=list(test["domain"]))
     return metrics, judge, test, pairs, scores
 
 
 @needs_judge
-def test_shipped_judge_is_small_and_self_describing():
-    assert (JUDGE / "model.safetensors").stat().st_size <= 10 * 1024 * 1024
-    judge = Judge.load()
+def test_shipped_judge_is_small_and_self_describing(shipped):
+    metrics, judge, *_ = shipped
+    size = (JUDGE_DIR / "model.safetensors").stat().st_size
+    assert size <= 30 * 1024 * 1024 and size == metrics["checkpoint_bytes"]
     assert isinstance(judge.model, GPT2ForSequenceClassification)
-    assert judge.model.config.id2label[0] == SENTIMENT and judge.domains == DOMAINS
     assert judge.tokenizer.padding_side == "right"
+    assert metrics["rebuild"].startswith("python -m course_utils.train_judge") and metrics["train_seconds"] > 0
 
 
 @needs_judge
 def test_shipped_judge_reaches_its_stated_agreement(shipped):
-    """Recomputed exactly: the whole test split, the same seeded pairs as metrics.json.
-    Only float summation order (thread count) can differ, which moves a score by ~1e-6
-    and can flip at most a handful of near-tied pairs among 20,000: hence 1e-3."""
+    """Recomputed exactly on the same seeded pairs; only float summation order (thread
+    count) can differ, which can flip a handful of near-tied pairs among 20,000: hence 1e-3."""
     metrics, _, test, pairs, scores = shipped
-    agreement = agreement_by_domain(scores["sentiment"], list(test["ratings"]), test["domain"], pairs)
+    ratings, domains = list(test["ratings"]), test["domain"]
     stated = metrics["test"]
+    for key, values in (("judge", scores["score"]), ("judge_without_penalty", scores["sentiment"])):
+        got = agreement_by_domain(values, ratings, domains, pairs)
+        for d in DOMAINS:
+            assert got[d] == pytest.approx(stated[key][d], abs=1e-3), (key, d)
+    top = ceiling_by_domain(ratings, domains, pairs)
+    vader = agreement_by_domain(vader_scores(list(test["text"])), ratings, domains, pairs)
     for d in DOMAINS:
-        assert agreement[d] == pytest.approx(stated["judge"][d], abs=1e-3), d
+        assert top[d] == pytest.approx(stated["ceiling"][d], abs=1e-9)
+        assert vader[d] == pytest.approx(stated["vader"][d], abs=1e-9)
 
 
 @needs_judge
-def test_shipped_judge_against_the_ceiling_and_vader(shipped):
-    """Measured when the shipped judge was trained (2-core CPU, 6 min), test split:
-
-    |          | movie | tweet | product | editorial |
-    | ceiling  | 0.880 | 0.875 | 0.910   | 0.846     |
-    | judge    | 0.730 | 0.756 | 0.733   | 0.605     |
-    | VADER    | 0.646 | 0.798 | 0.701   | 0.640     |
-
-    The tiny backbone's judge is far from the ceiling (largest gap 0.241, editorials) and
-    beats VADER on movie and product reviews only. The test pins those facts: it fails if a
-    retrained judge falls back to chance, gets further from the ceiling, or loses its lead
-    where it had one.
-    """
-    metrics, _, test, pairs, scores = shipped
-    ratings, domains = list(test["ratings"]), test["domain"]
-    judge = agreement_by_domain(scores["sentiment"], ratings, domains, pairs)
-    top = ceiling_by_domain(ratings, domains, pairs)
-    vader = agreement_by_domain(vader_scores(test["text"]), ratings, domains, pairs)
+def test_shipped_judge_against_vader_and_the_ceiling(shipped):
+    """Test split, stated in metrics.json and recomputed above: the judge score stays below
+    the ceiling and beats VADER on movie and product reviews (by 0.087 and 0.023)."""
+    stated = shipped[0]["test"]
     for d in DOMAINS:
-        assert top[d] - 0.25 < judge[d] <= top[d], d
-        assert judge[d] > 0.58, d  # 0.5 is chance
-        assert top[d] == pytest.approx(metrics["test"]["ceiling"][d], abs=1e-9)
-        assert vader[d] == pytest.approx(metrics["test"]["vader"][d], abs=1e-9)
+        assert 0.6 < stated["judge"][d] <= stated["ceiling"][d], d
     for d in ("movie", "product"):
-        assert judge[d] > vader[d] + 0.02, d
+        assert stated["judge"][d] > stated["vader"][d] + 0.02, d
+
+
+@needs_judge
+@pytest.mark.xfail(strict=True, reason="issue 8 target missed: VADER stays ahead on tweets (0.824 vs 0.768) and "
+                                       "editorials (0.658 vs 0.628); the lead on movie reviews is 0.087, not 0.10")
+def test_shipped_judge_beats_vader_everywhere_and_on_movies_by_a_tenth(shipped):
+    stated = shipped[0]["test"]
+    for d in DOMAINS:
+        assert stated["judge"][d] > stated["vader"][d], d
+    assert stated["judge"]["movie"] >= stated["vader"]["movie"] + 0.10
+
+
+@needs_judge
+def test_degeneracy_penalty_costs_little_on_real_text(shipped):
+    """The penalty (score against the same judge's sentiment) costs at most 0.01 agreement on
+    the validation split, where its gates were chosen, and on three of four test domains."""
+    metrics = shipped[0]
+    for d in DOMAINS:
+        assert metrics["validation"]["judge"][d] >= metrics["validation"]["judge_without_penalty"][d] - 0.01, d
+    for d in ("movie", "product", "editorial"):
+        assert metrics["test"]["judge"][d] >= metrics["test"]["judge_without_penalty"][d] - 0.01, d
+
+
+@needs_judge
+@pytest.mark.xfail(strict=True, reason="issue 8 target missed on test tweets: 13 of 444 real tweets are judged "
+                                       "another domain and 9 not well-formed, costing 0.014 agreement")
+def test_degeneracy_penalty_costs_at_most_a_hundredth_on_test_tweets(shipped):
+    test = shipped[0]["test"]
+    assert test["judge"]["tweet"] >= test["judge_without_penalty"]["tweet"] - 0.01
+
+
+@needs_judge
+def test_shipped_judge_scores_degenerate_text_low(shipped):
+    """The held-out battery (made from test-split texts), recomputed: at least 95% of
+    degenerate texts score below the median score of their domain's real positive texts,
+    overall and within the rule families never used to make training negatives."""
+    metrics, judge, test, *_ = shipped
+    result = _battery_results(judge, test)
+    assert result["all"] >= 0.95 and result["heldout_families"] >= 0.95
+    assert result["all"] == pytest.approx(metrics["test_battery"]["all"], abs=0.01)
+    assert result["heldout_families"] == pytest.approx(metrics["test_battery"]["heldout_families"], abs=0.01)
+    # the issue's example: once higher than every real positive review of the held-out set
+    great = judge.score(["great great great great great"], domains=["movie"])["score"][0]
+    assert great < result["positive_median"]["movie"]
 
 
 @needs_judge
 def test_shipped_judge_knows_the_domain(shipped):
-    """Domain accuracy on the test split, measured at 0.944 overall and 0.915 (editorial) to
-    0.983 (product) per domain; the floors sit a little under those."""
-    metrics, _, test, _, scores = shipped
+    metrics, judge, test, _, scores = shipped
     predicted, domains = np.asarray(scores["domain"]), np.asarray(test["domain"])
     accuracy = float((predicted == domains).mean())
     assert accuracy == pytest.approx(metrics["test"]["domain_accuracy"]["all"], abs=1e-3)
     assert accuracy > 0.90
-    for d in DOMAINS:
-        assert (predicted[domains == d] == d).mean() > 0.80, d
-    # the course's instruction-following check: a human text of each domain is judged that domain
-    assert Judge.load().score(["What a wonderful film, the actors were superb."])["domain"] == ["movie"]
+    assert judge.score(["What a wonderful film, the actors were superb."])["domain"] == ["movie"]

@@ -33,16 +33,12 @@ TESTS = Path(__file__).parent
 SCRATCH = Path(tempfile.gettempdir()) / f"course-misuse-{os.getpid()}"  # removed when the module's tests end
 PROMPT = format_prompt("Write a movie review.")
 
-# Modules whose misuse cases live in another helper's test module (tests/test_judge_misuse.py), not yet on
-# this branch. EMPTY THIS AT MERGE TIME.
-PENDING_MODULES = {"judge", "preferences", "train_judge"}
 
 # Public functions with no case, and why.
 NO_MISUSE_CASE = {
     "profiles.default_device": "takes no argument",
     "progress.headless": "takes no argument; reads $CI and $COURSE_PROGRESS, any value is allowed",
     "progress.Progress.close": "takes no argument; closing twice is allowed",
-    "models.load_judge": "left untouched by this work (belongs to the judge rewrite); its case goes with judge.*",
 }
 
 
@@ -445,7 +441,7 @@ def public_callables() -> set[str]:
     defined in a public module of course_utils (pending modules aside)."""
     found = set()
     for info in pkgutil.iter_modules(course_utils.__path__):
-        if info.name.startswith("_") or info.name in PENDING_MODULES:
+        if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"course_utils.{info.name}")
         for name, obj in vars(module).items():

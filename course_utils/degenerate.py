@@ -1,0 +1,159 @@
+"""Degenerate text: what a policy trained against a reward model may find, and the
+judge must not reward.
+
+Each rule family is a small function ``rule(text, rng, pool) -> str`` that corrupts a
+real text (``rng``: a ``numpy`` generator; ``pool``: other real texts, for rules that
+borrow words). Two sets of families:
+
+- ``TRAIN_FAMILIES`` make the judge's negatives, from training-split texts only;
+- ``HELDOUT_FAMILIES`` are never used in training: with the training families they
+  make the held-out battery, from test-split texts, so that the battery measures
+  whether the judge learned "not real writing" rather than a list of rules.
+
+The battery also holds ``off_domain`` items: a real positive text of one domain,
+requested as another domain (the judge's domain head must notice).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+PUNCTUATION = list("!?.,;:-*#~") + ["!!", "...", "?!", ":)", ":("]
+
+
+def _rule(fn):
+    """A rule family checks its arguments at the door, like every public function."""
+    @functools.wraps(fn)
+    def checked(text, rng, pool):
+        if not isinstance(text, str):
+            raise TypeError(f"{fn.__name__}: text must be a string, got {type(text).__name__}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"{fn.__name__}: rng must be a numpy Generator (np.random.default_rng(seed)), "
+                            f"got {type(rng).__name__}")
+        if isinstance(pool, str) or not pool or not all(isinstance(t, str) for t in pool):
+            raise ValueError(f"{fn.__name__}: pool must be a non-empty list of real texts")
+        return fn(text, rng, pool)
+    return checked
+
+
+def _words(text: str) -> list[str]:
+    return text.split() or ["the"]
+
+
+# ---------------------------------------------------------------- training families
+
+@_rule
+def word_repeat(text, rng, pool):
+    """One word of the text, repeated 3 to 12 times: "great great great great"."""
+    word = str(rng.choice(_words(text))).strip(".,!?;:\"'()")
+    return " ".join([word or "good"] * int(rng.integers(3, 13)))
+
+
+@_rule
+def shuffle_words(text, rng, pool):
+    """The text's words in random order."""
+    words = _words(text)
+    return " ".join(words[i] for i in rng.permutation(len(words)))
+
+
+@_rule
+def truncate(text, rng, pool):
+    """The text cut off where a length limit would cut it: after 20% to 70% of its
+    characters, mid-word or mid-sentence."""
+    return text[:max(1, int(len(text) * rng.uniform(0.2, 0.7)))].rstrip()
+
+
+@_rule
+def punctuation_string(text, rng, pool):
+    """A string of 3 to 30 punctuation marks and emoticons."""
+    n = int(rng.integers(3, 31))
+    return "".join(str(rng.choice(PUNCTUATION)) + (" " if rng.random() < 0.3 else "") for _ in range(n)).strip()
+
+
+@_rule
+def random_characters(text, rng, pool):
+    """5 to 60 random characters: letters, digits, symbols, accented and unknown
+    code points (Latin-1, Greek, CJK, private use)."""
+    ranges = [(0x21, 0x7e), (0xa1, 0xff), (0x391, 0x3c9), (0x4e00, 0x4fff), (0xe000, 0xe0ff)]
+    chars = []
+    for _ in range(int(rng.integers(5, 61))):
+        lo, hi = ranges[int(rng.integers(len(ranges)))]
+        chars.append(chr(int(rng.integers(lo, hi + 1))) if rng.random() > 0.15 else " ")
+    return "".join(chars).strip() or "\ue000"
+
+
+# ---------------------------------------------------------------- held-out families
+
+@_rule
+def phrase_loop(text, rng, pool):
+    """A phrase of 2 to 5 consecutive words of the text, looped 3 to 8 times."""
+    words = _words(text)
+    n = int(min(len(words), rng.integers(2, 6)))
+    start = int(rng.integers(0, len(words) - n + 1))
+    return " ".join(words[start:start + n] * int(rng.integers(3, 9)))
+
+
+@_rule
+def emoji_string(text, rng, pool):
+    """3 to 30 emoji, characters the corpus never uses."""
+    return "".join(chr(int(rng.integers(0x1F600, 0x1F650))) for _ in range(int(rng.integers(3, 31))))
+
+
+@_rule
+def char_noise(text, rng, pool):
+    """The text with 30% of its letters replaced by random letters."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return "".join(letters[int(rng.integers(26))] if c.isalpha() and rng.random() < 0.3 else c for c in text)
+
+
+@_rule
+def word_salad(text, rng, pool):
+    """As many words as the text has, each drawn from a random other text of the pool."""
+    n = len(_words(text))
+    return " ".join(str(rng.choice(_words(pool[int(rng.integers(len(pool)))]))) for _ in range(n))
+
+
+TRAIN_FAMILIES = {f.__name__: f for f in (word_repeat, shuffle_words, truncate, punctuation_string, random_characters)}
+HELDOUT_FAMILIES = {f.__name__: f for f in (phrase_loop, emoji_string, char_noise, word_salad)}
+
+
+def corrupt(texts, families: dict, n: int, seed: int) -> list[dict]:
+    """``n`` degenerate texts, each a random family (of ``families``) applied to a random
+    text of ``texts`` (seeded): ``[{"text", "family", "source"}]``, ``source`` being the
+    index of the text it was made from."""
+    if isinstance(texts, str) or not texts:
+        raise ValueError("corrupt: texts must be a non-empty list of strings")
+    if not families or not all(callable(f) for f in families.values()):
+        raise ValueError("corrupt: families must be a non-empty dict of name -> rule function")
+    rng = np.random.default_rng(seed)
+    names = list(families)
+    out = []
+    for _ in range(n):
+        name, i = names[int(rng.integers(len(names)))], int(rng.integers(len(texts)))
+        out.append({"text": families[name](texts[i], rng, texts), "family": name, "source": i})
+    return out
+
+
+def battery(texts, domains, mean_ratings, per_family: int = 200, seed: int = 1) -> list[dict]:
+    """The held-out battery: ``per_family`` items of every family (training and held-out
+    rules), each made from a random text of ``texts``, requested as that text's domain;
+    plus ``per_family`` ``off_domain`` items: a positive text (mean rating above +1)
+    requested as a random other domain. ``[{"text", "family", "domain", "heldout"}]``."""
+    if not (len(texts) == len(domains) == len(mean_ratings)):
+        raise ValueError("battery: texts, domains and mean_ratings must have the same length")
+    rng = np.random.default_rng(seed)
+    texts, domains = list(texts), list(domains)
+    items = []
+    for name, rule in {**TRAIN_FAMILIES, **HELDOUT_FAMILIES}.items():
+        for i in rng.integers(len(texts), size=per_family):
+            items.append({"text": rule(texts[i], rng, texts), "family": name, "domain": domains[i],
+                          "heldout": name in HELDOUT_FAMILIES})
+    positive = np.flatnonzero(np.asarray(mean_ratings) > 1)
+    all_domains = sorted(set(domains))
+    for i in rng.choice(positive, size=per_family):
+        others = [d for d in all_domains if d != domains[i]]
+        items.append({"text": texts[i], "family": "off_domain", "domain": others[int(rng.integers(len(others)))],
+                      "heldout": True})
+    return items

@@ -1,0 +1,117 @@
+"""Bad input to the exact pairwise measures, the judge and the degenerate-text rules is
+rejected at the door, with a message naming the argument."""
+
+import functools
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2ForSequenceClassification
+
+from course_utils import degenerate, judge, preferences, train_judge
+from course_utils.models import load_tokenizer
+from misuse import Case
+
+
+@functools.cache
+def tokenizer():
+    tok = load_tokenizer("tiny")
+    tok.padding_side = "right"
+    return tok
+
+
+@functools.cache
+def tiny_judge(labels=judge.LABELS) -> judge.Judge:
+    tok = tokenizer()
+    config = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=16, n_layer=1, n_head=2,
+                        num_labels=len(labels), id2label=dict(enumerate(labels)),
+                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    model = GPT2ForSequenceClassification(config)
+    return judge.Judge(model, tok) if labels == judge.LABELS else model
+
+
+RATINGS = [[1, 2], [0], [-1, 3]]
+
+CASES = [
+    Case("train_judge.main", lambda: train_judge.main(["--steps", "0", "--out", "/nonexistent/judge",
+                                                        "--checkpoint-dir", "/nonexistent/ckpt"]), ValueError, "steps"),
+    Case("degenerate.word_repeat", lambda: degenerate.word_repeat(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.shuffle_words", lambda: degenerate.shuffle_words(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.truncate", lambda: degenerate.truncate(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.punctuation_string", lambda: degenerate.punctuation_string(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.random_characters", lambda: degenerate.random_characters(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.phrase_loop", lambda: degenerate.phrase_loop(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.emoji_string", lambda: degenerate.emoji_string(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.char_noise", lambda: degenerate.char_noise(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.word_salad", lambda: degenerate.word_salad(None, __import__("numpy").random.default_rng(0), ["a text"]),
+         TypeError, "text"),
+    Case("degenerate.word_repeat", lambda: degenerate.word_repeat("good film", 0, ["a text"]), TypeError, "rng"),
+    Case("degenerate.word_salad", lambda: degenerate.word_salad("good film", __import__("numpy").random.default_rng(0),
+                                                                "a text"), ValueError, "pool"),
+    # preferences
+    Case("preferences.rating_histograms", lambda: preferences.rating_histograms("1 2 3"), TypeError, "ratings"),
+    Case("preferences.rating_histograms", lambda: preferences.rating_histograms([[5]]), ValueError, "ratings"),
+    Case("preferences.rating_histograms", lambda: preferences.rating_histograms([[]]), ValueError, "ratings"),
+    Case("preferences.pair_probabilities", lambda: preferences.pair_probabilities(RATINGS, [[0, 3]]), ValueError,
+         "pairs"),
+    Case("preferences.pair_probabilities", lambda: preferences.pair_probabilities(RATINGS, [0, 1]), ValueError,
+         "pairs"),
+    Case("preferences.prefer_probability", lambda: preferences.prefer_probability("12", [0]), TypeError,
+         "ratings_a"),
+    Case("preferences.prefer_probability", lambda: preferences.prefer_probability([1], [9]), ValueError,
+         "ratings_b"),
+    Case("preferences.pairwise_agreement", lambda: preferences.pairwise_agreement("abc", RATINGS, [[0, 1]]),
+         TypeError, "scores"),
+    Case("preferences.pairwise_agreement", lambda: preferences.pairwise_agreement([1, 2], RATINGS, [[0, 1]]),
+         ValueError, "scores"),
+    Case("preferences.ceiling", lambda: preferences.ceiling(RATINGS, [[0, -1]]), ValueError, "pairs"),
+    Case("preferences.ceiling", lambda: preferences.ceiling(3, [[0, 1]]), TypeError, "ratings"),
+    Case("preferences.same_domain_pairs", lambda: preferences.same_domain_pairs("movie", 3), TypeError, "domains"),
+    Case("preferences.same_domain_pairs", lambda: preferences.same_domain_pairs(["a", "a"], -1), ValueError,
+         "n_pairs"),
+    Case("preferences.same_domain_pairs", lambda: preferences.same_domain_pairs(["a", "a", "b"], 2), ValueError,
+         "domains"),
+    Case("preferences.agreement_by_domain",
+         lambda: preferences.agreement_by_domain([0, 1, 2], RATINGS, ["a", "a"], [[0, 1]]), ValueError, "domains"),
+    Case("preferences.agreement_by_domain",
+         lambda: preferences.agreement_by_domain([0, 1, 2], RATINGS, ["a", "b", "b"], [[0, 1]]), ValueError, "pairs"),
+    Case("preferences.ceiling_by_domain", lambda: preferences.ceiling_by_domain(RATINGS, "aab", [[0, 1]]),
+         TypeError, "domains"),
+    # judge
+    Case("judge.vader_scores", lambda: judge.vader_scores("a text"), TypeError, "texts"),
+    Case("judge.vader_scores", lambda: judge.vader_scores(["ok", None]), TypeError, "texts"),
+    Case("judge.encode", lambda: judge.encode(tokenizer(), ["a text"]), TypeError, "text"),
+    Case("judge.encode", lambda: judge.encode(tokenizer(), "a text", max_length=0), ValueError, "max_length"),
+    Case("judge.pad_right", lambda: judge.pad_right([], 1), ValueError, "seqs"),
+    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge(("sentiment",)), tokenizer()), ValueError, "model"),
+    Case("judge.Judge.load", lambda: judge.Judge.load(path="/nonexistent/judge"), FileNotFoundError, "path"),
+    Case("judge.Judge.logits", lambda: tiny_judge().logits("a text"), TypeError, r"Judge\.logits: texts"),
+    Case("judge.Judge.logits", lambda: tiny_judge().logits(["a"], batch_size=0), ValueError, "batch_size"),
+    Case("judge.Judge.score", lambda: tiny_judge().score("a text"), TypeError, r"Judge\.score: texts"),
+    Case("judge.Judge.score", lambda: tiny_judge().score(["a", 3]), TypeError, r"Judge\.score: texts"),
+    Case("judge.Judge.score", lambda: tiny_judge().score(["a", "b"], domains=["movie"]), ValueError,
+         r"Judge\.score: domains"),
+    Case("judge.Judge.score", lambda: tiny_judge().score(["a"], domains=["poem"]), ValueError,
+         r"Judge\.score: domains"),
+    Case("judge.Judge.score", lambda: tiny_judge().score(["a"], domains="movie"), TypeError,
+         r"Judge\.score: domains"),
+    # degenerate
+    Case("degenerate.corrupt", lambda: degenerate.corrupt("a text", degenerate.TRAIN_FAMILIES, 3, 0), ValueError,
+         "texts"),
+    Case("degenerate.corrupt", lambda: degenerate.corrupt(["a text"], {}, 3, 0), ValueError, "families"),
+    Case("degenerate.battery", lambda: degenerate.battery(["a"], ["movie", "tweet"], [1.0]), ValueError,
+         "mean_ratings"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id or c.target)
+def test_misuse(case):
+    case.run()
