@@ -61,7 +61,8 @@ def vader_scores(texts) -> np.ndarray:
 # ---------------------------------------------------------------- inputs
 
 def _check_texts(texts, where: str) -> None:
-    if not isinstance(texts, (list, tuple)):
+    """A list of strings, or any sequence of them (a tuple, a ``datasets`` column), not one string."""
+    if isinstance(texts, (str, bytes, dict)) or not hasattr(texts, "__len__") or not hasattr(texts, "__iter__"):
         raise TypeError(f"{where}: texts must be a list of strings, got {type(texts).__name__}")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
