@@ -62,7 +62,9 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tem
         for i in range(0, len(prompts), batch_size):
             enc = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True).to(device)
             out = model.generate(**enc, do_sample=True, temperature=temperature, top_k=top_k or 0,
-                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                 # a finished row is filled with end tokens, not pad: the pad id in the
+                                 # input would make transformers warn about a missing mask (it has one)
+                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id,
                                  eos_token_id=tokenizer.eos_token_id, use_cache=True, suppress_tokens=never)
             for row in out[:, enc["input_ids"].shape[1]:].tolist():
                 ended = tokenizer.eos_token_id in row
