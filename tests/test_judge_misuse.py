@@ -3,6 +3,7 @@ rejected at the door, with a message naming the argument."""
 
 import functools
 
+import numpy as np
 import pytest
 import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
@@ -32,29 +33,15 @@ def tiny_judge(labels=judge.LABELS) -> judge.Judge:
 
 RATINGS = [[1, 2], [0], [-1, 3]]
 
+# every rule family, given something that is not a text
+RULE_CASES = [Case(f"degenerate.{name}", lambda rule=rule: rule(None, np.random.default_rng(0), ["a text"]), TypeError,
+                   "text") for name, rule in {**degenerate.TRAIN_FAMILIES, **degenerate.HELDOUT_FAMILIES}.items()]
+
 CASES = [
     Case("train_judge.main", lambda: train_judge.main(["--steps", "0", "--out", "/nonexistent/judge",
                                                         "--checkpoint-dir", "/nonexistent/ckpt"]), ValueError, "steps"),
-    Case("degenerate.word_repeat", lambda: degenerate.word_repeat(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
-    Case("degenerate.shuffle_words", lambda: degenerate.shuffle_words(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
-    Case("degenerate.truncate", lambda: degenerate.truncate(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
-    Case("degenerate.punctuation_string", lambda: degenerate.punctuation_string(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
-    Case("degenerate.random_characters", lambda: degenerate.random_characters(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
-    Case("degenerate.phrase_loop", lambda: degenerate.phrase_loop(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
-    Case("degenerate.emoji_string", lambda: degenerate.emoji_string(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
-    Case("degenerate.char_noise", lambda: degenerate.char_noise(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
-    Case("degenerate.word_salad", lambda: degenerate.word_salad(None, __import__("numpy").random.default_rng(0), ["a text"]),
-         TypeError, "text"),
     Case("degenerate.word_repeat", lambda: degenerate.word_repeat("good film", 0, ["a text"]), TypeError, "rng"),
-    Case("degenerate.word_salad", lambda: degenerate.word_salad("good film", __import__("numpy").random.default_rng(0),
+    Case("degenerate.word_salad", lambda: degenerate.word_salad("good film", np.random.default_rng(0),
                                                                 "a text"), ValueError, "pool"),
     # preferences
     Case("preferences.rating_histograms", lambda: preferences.rating_histograms("1 2 3"), TypeError, "ratings"),
@@ -109,7 +96,7 @@ CASES = [
     Case("degenerate.corrupt", lambda: degenerate.corrupt(["a text"], {}, 3, 0), ValueError, "families"),
     Case("degenerate.battery", lambda: degenerate.battery(["a"], ["movie", "tweet"], [1.0]), ValueError,
          "mean_ratings"),
-]
+] + RULE_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id or c.target)
