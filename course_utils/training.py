@@ -217,6 +217,11 @@ def _read_checkpoint(file: Path) -> dict:
     return state
 
 
+def _first_batch(examples, collate, config: TrainConfig):
+    """The run's first micro-batch, collated: part of its fingerprint (a change in ``collate`` shows there)."""
+    return collate([examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, 0)])
+
+
 def finished_run(model, loss_fn, examples, collate, config: TrainConfig) -> bool:
     """Whether ``config.checkpoint_dir`` holds this very run, finished: the run that
     ``train`` with the same arguments would load instead of training. A missing,
@@ -231,7 +236,7 @@ def finished_run(model, loss_fn, examples, collate, config: TrainConfig) -> bool
         saved = _read_checkpoint(file)
     except CheckpointError:
         return False
-    first_batch = collate([examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, 0)])
+    first_batch = _first_batch(examples, collate, config)
     return saved["step"] >= config.steps and not _differences(
         saved["fingerprint"], _run_fingerprint(model, loss_fn, examples, first_batch, config))
 
@@ -271,7 +276,7 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
     if (eval_fn is None) != (eval_every == 0):
         raise ValueError(f"train: eval_fn and eval_every go together (eval_fn={'given' if eval_fn else None}, "
                          f"eval_every={eval_every}); pass both or neither")
-    first_batch = collate([examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, 0)])
+    first_batch = _first_batch(examples, collate, config)
     if not isinstance(first_batch, dict):
         raise TypeError(f"train: collate must return a dict of tensors, returned {type(first_batch).__name__}")
 
