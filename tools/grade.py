@@ -1,0 +1,514 @@
+"""Grade a folder of submissions with nbgrader, each student in a sandbox of its own.
+
+    python tools/grade.py SUBMISSIONS --assignment a1_diverse_preferences [--output DIR]
+    make grade SUBMISSIONS=DIR ASSIGNMENT=a1_diverse_preferences
+
+SUBMISSIONS holds one entry per student: a notebook ``<student>.ipynb``, or a folder
+``<student>/`` with the assignment's notebook in it (directly, or under
+``<student>/<assignment>/`` as ``nbgrader collect`` leaves it). The assignment is the
+name of a source in ``solutions/``.
+
+What happens: ``nbgrader generate_assignment`` runs once on the source, in a temporary
+course root outside the repository; then every student is graded by ``nbgrader
+autograde`` and ``nbgrader generate_feedback`` (nbgrader's Python API) in a subprocess of
+its own, in a course root of its own, which holds a copy of the gradebook, the
+submission, a copy of ``course_utils`` (first on the kernel's ``PYTHONPATH``) and a copy
+of the corpus cache. The subprocess and the notebook's kernel run with
+
+- a wall-clock limit for the whole grading of the student (``--timeout``; nbgrader's own
+  timeout, ``--cell-timeout``, is per cell and only interrupts the kernel, which a
+  submission can ignore): at the limit every process of that student is killed;
+- a memory limit (``--memory-gb``, the address space of each process, ``RLIMIT_AS``): an
+  allocation above it raises ``MemoryError`` in the cell that asked for it;
+- its own ``HOME``, working directory, gradebook and course files, so that a submission
+  that deletes or rewrites files damages only its own copies.
+
+A submission that hangs, crashes its kernel (``os._exit``), calls ``sys.exit``, deletes
+course files or asks for too much memory thus loses its own points and nothing else: the
+next student is graded, the repository is untouched, and no gradebook or other file is
+written into it. This protects against accidents and broken code, not against a student
+who attacks the grader on purpose (the kernel runs as you, with your file permissions).
+
+Results go to ``--output`` (default ``~/preference-course-grades/<assignment>``, which
+must be outside the repository): ``scores.csv`` (one row per student and test), and per
+student the feedback page ``<student>/<assignment>.html``, the graded notebook
+``<student>/<assignment>.ipynb`` and ``<student>/grading.log``. A table of scores per
+student and per test is printed. Written answers are graded by hand: the table counts
+them as pending, and ``written_answers.md`` collects every student's answers beside the
+rubric of the solution.
+
+Runs with the venv's python whether or not the venv is activated (nbgrader calls
+``alembic`` from PATH; the subprocesses get the venv's ``bin`` first on PATH).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+PACKAGE = ROOT / "course_utils"
+MARKER = "COURSE_GRADE_SANDBOX"  # environment variable that every process of one student inherits
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CORPUS_FILES = ("corpus.jsonl", "corpus.jsonl.check.json")
+
+
+# ------------------------------------------------------------------ the source's graded cells
+
+
+@dataclass(frozen=True)
+class GradedCell:
+    grade_id: str
+    points: float
+    automatic: bool  # an autograder test cell; otherwise a written answer graded by hand
+
+
+def graded_cells(source: Path) -> list[GradedCell]:
+    """The graded cells of an nbgrader source notebook, in notebook order."""
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    cells = []
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade"):
+            cells.append(GradedCell(meta["grade_id"], float(meta["points"]), automatic=not meta.get("solution")))
+    return cells
+
+
+def rubric(source: Path) -> dict[str, str]:
+    """Each written answer's text in the solution (its rubric), by grade_id."""
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    out = {}
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and meta.get("solution"):
+            out[meta["grade_id"]] = "".join(cell["source"])
+    return out
+
+
+# ------------------------------------------------------------------ submissions
+
+
+def find_submissions(folder: Path, assignment: str) -> dict[str, Path]:
+    """``{student: notebook}`` from ``<student>.ipynb`` files and ``<student>/`` folders."""
+    found, problems = {}, []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix == ".ipynb":
+            student, notebook = entry.stem, entry
+        elif entry.is_dir():
+            student = entry.name
+            candidates = [entry / f"{assignment}.ipynb", entry / assignment / f"{assignment}.ipynb"]
+            notebook = next((c for c in candidates if c.is_file()), None)
+            if notebook is None:
+                others = sorted(p.name for p in entry.rglob("*.ipynb"))
+                if len(others) == 1:
+                    notebook = next(entry.rglob("*.ipynb"))
+                else:
+                    problems.append(f"{entry.name}/: no {assignment}.ipynb"
+                                    + (f" (found {', '.join(others)})" if others else ""))
+                    continue
+        else:
+            continue
+        if not STUDENT_ID.match(student):
+            problems.append(f"{entry.name}: a student id must be letters, digits, '.', '_' or '-'")
+            continue
+        found[student] = notebook
+    if problems:
+        print("skipped:\n  " + "\n  ".join(problems), file=sys.stderr)
+    return found
+
+
+# ------------------------------------------------------------------ sandbox
+
+
+def venv_bin() -> str:
+    return str(Path(sys.executable).parent)
+
+
+def sandbox_env(root: Path, token: str, profile: str) -> dict[str, str]:
+    """A small, explicit environment: nothing of the caller's beyond PATH and locale."""
+    env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES")}
+    home = root / "home"
+    env.update({
+        "PATH": venv_bin() + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "TMPDIR": str(root / "tmp"),
+        "PYTHONPATH": str(root / "course"),       # the copy of course_utils, not the repository's
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONHASHSEED": "0",
+        "COURSE_DATA_DIR": str(root / "data"),    # a copy of the corpus cache
+        "COURSE_PROFILE": profile,
+        "COURSE_PROGRESS": "summary",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "MPLBACKEND": "Agg",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        MARKER: token,
+    })
+    return env
+
+
+def corpus_cache() -> Path:
+    """The caller's corpus cache, filled first if empty (the sandbox has no network to spare)."""
+    sys.dont_write_bytecode = True  # importing course_utils here must not write into the repository
+    sys.path.insert(0, str(ROOT))
+    from course_utils.data import cache_dir, load_corpus
+
+    if not all((cache_dir() / name).is_file() for name in CORPUS_FILES):
+        load_corpus()
+    return cache_dir()
+
+
+def make_root(root: Path, master: Path | None = None, corpus: Path | None = None):
+    """A course root: ``home``, ``tmp``; with ``master``, a copy of its source and gradebook,
+    of ``course_utils`` and of the corpus cache."""
+    for sub in ("home", "tmp", "data", "course"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    if master is None:
+        return
+    shutil.copytree(PACKAGE, root / "course" / "course_utils",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in CORPUS_FILES:
+        shutil.copy2(corpus / name, root / "data" / name)
+    shutil.copytree(master / "source", root / "source")
+    shutil.copy2(master / "gradebook.db", root / "gradebook.db")
+
+
+def processes_of(token: str, also=()) -> list[int]:
+    """Pids of every process that carries the sandbox's marker (kernels start sessions of
+    their own and a submission may detach more), plus the descendants of ``also``."""
+    import psutil
+
+    pids = set()
+    for pid in also:
+        try:
+            pids.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+        except psutil.Error:
+            pass
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(MARKER) == token:
+                pids.add(proc.pid)
+        except psutil.Error:
+            pass
+    pids.discard(os.getpid())
+    return sorted(pids)
+
+
+def kill_all(token: str, worker: subprocess.Popen | None = None):
+    for _ in range(3):  # a process may fork while we kill: look again
+        pids = processes_of(token, also=[worker.pid] if worker and worker.poll() is None else [])
+        if worker is not None and worker.poll() is None:
+            pids.append(worker.pid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if worker is not None:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        time.sleep(0.2)
+
+
+@dataclass
+class Limits:
+    timeout: float
+    cell_timeout: float
+    memory_gb: float
+    profile: str
+
+
+def run_worker(root: Path, args: list[str], limits: Limits, log: Path) -> tuple[int | None, float]:
+    """Run this script in worker mode inside ``root``; ``(returncode or None on timeout, seconds)``."""
+    token = secrets.token_hex(8)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *args,
+           "--memory-gb", str(limits.memory_gb), "--cell-timeout", str(limits.cell_timeout)]
+    t0 = time.time()
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(cmd, cwd=root, env=sandbox_env(root, token, limits.profile), stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = worker.wait(timeout=limits.timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        finally:
+            kill_all(token, worker)  # on time-out everything; otherwise whatever the submission left running
+    return rc, time.time() - t0
+
+
+# ------------------------------------------------------------------ grading one student
+
+
+@dataclass
+class Outcome:
+    student: str
+    status: str                       # "ok", or why the submission got no automatic points
+    scores: dict = field(default_factory=dict)   # grade_id -> points (automatic tests)
+    seconds: float = 0.0
+
+
+def last_error_line(log: Path) -> str:
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    for name, what in (("DeadKernelError", "the kernel died"), ("MemoryError", "out of memory"),
+                       ("UnresponsiveKernelError", "the kernel stopped responding")):
+        if name in text:
+            return what
+    lines = [l for l in text.splitlines() if l.strip() and not l.startswith("[")]
+    return lines[-1][:120] if lines else "no output"
+
+
+def failure_page(student: str, assignment: str, status: str) -> str:
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{assignment}: {student}</title></head><body>"
+            f"<h1>{assignment}: {student}</h1><p>Your notebook could not be graded automatically: "
+            f"<strong>{status}</strong>. Every automatic test scores 0. Run the notebook top to bottom "
+            "(Kernel &rarr; Restart and run all) and check that it finishes without stopping the kernel.</p>"
+            "</body></html>\n")
+
+
+def grade_one(student: str, notebook: Path, assignment: str, master: Path, corpus: Path, work: Path,
+              output: Path, limits: Limits, keep: bool) -> Outcome:
+    root = work / "students" / student
+    make_root(root, master, corpus)
+    (root / "submitted" / student / assignment).mkdir(parents=True)
+    shutil.copy2(notebook, root / "submitted" / student / assignment / f"{assignment}.ipynb")
+    mine = output / student
+    if mine.exists():
+        shutil.rmtree(mine)
+    mine.mkdir(parents=True)
+    log = mine / "grading.log"
+    rc, seconds = run_worker(root, ["grade", assignment, student], limits, log)
+    result = root / "result.json"
+    outcome = Outcome(student, "ok", seconds=seconds)
+    try:
+        data = json.loads(result.read_text()) if rc == 0 and result.is_file() else None
+    except (OSError, ValueError):
+        data = None
+    if rc is None:
+        outcome.status = f"timed out ({limits.timeout:.0f} s)"
+    elif data is None or not data.get("success"):
+        outcome.status = f"not graded: {last_error_line(log)}"
+    else:
+        outcome.scores = {g: s for g, s in data["scores"].items() if s is not None}
+    feedback = root / "feedback" / student / assignment / f"{assignment}.html"
+    graded = root / "autograded" / student / assignment / f"{assignment}.ipynb"
+    if outcome.status == "ok" and feedback.is_file():
+        shutil.copy2(feedback, mine / f"{assignment}.html")
+    else:
+        (mine / f"{assignment}.html").write_text(failure_page(student, assignment, outcome.status), encoding="utf-8")
+    if graded.is_file():
+        shutil.copy2(graded, mine / f"{assignment}.ipynb")
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return outcome
+
+
+# ------------------------------------------------------------------ worker mode (inside the sandbox)
+
+
+def worker(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="grade.py --worker")
+    parser.add_argument("mode", choices=("prepare", "grade"))
+    parser.add_argument("assignment")
+    parser.add_argument("student", nargs="?")
+    parser.add_argument("--memory-gb", type=float, required=True)
+    parser.add_argument("--cell-timeout", type=float, required=True)
+    args = parser.parse_args(argv)
+    limit = int(args.memory_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # inherited by the kernel
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))        # a crash leaves no core file
+
+    import warnings
+    warnings.filterwarnings("ignore")  # SQLAlchemy and traitlets chatter inside nbgrader
+    from nbgrader.api import Gradebook
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    root = Path.cwd()
+    config = Config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.course_id = "preference-course"
+    config.Execute.timeout = max(1, int(args.cell_timeout))
+    api = NbGraderAPI(config=config)
+    if args.mode == "prepare":
+        result = api.generate_assignment(args.assignment)
+        print(result.get("log", ""))
+        if not result["success"]:
+            print(result.get("error", ""))
+        return 0 if result["success"] else 1
+
+    result = api.autograde(args.assignment, args.student)
+    print(result.get("log", ""))
+    if not result["success"]:
+        print(result.get("error", ""))
+        return 2
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "preference-course") as gb:
+        submission = gb.find_submission(args.assignment, args.student)
+        scores = {g.name: (None if g.needs_manual_grade else g.score)
+                  for nb in submission.notebooks for g in nb.grades}
+    feedback = api.generate_feedback(args.assignment, args.student)
+    print(feedback.get("log", ""))
+    tmp = root / "result.json.tmp"
+    tmp.write_text(json.dumps({"success": True, "scores": scores}))
+    os.replace(tmp, root / "result.json")
+    return 0
+
+
+# ------------------------------------------------------------------ report
+
+
+def table(outcomes: list[Outcome], cells: list[GradedCell]) -> str:
+    auto = [c for c in cells if c.automatic]
+    manual = [c for c in cells if not c.automatic]
+    total = sum(c.points for c in auto)
+    head = ["student", *[c.grade_id.removeprefix("test_") for c in auto], "auto", "status"]
+    rows = []
+    for o in outcomes:
+        got = [o.scores.get(c.grade_id, 0.0) for c in auto]
+        rows.append([o.student, *[f"{g:g}/{c.points:g}" for g, c in zip(got, auto)], f"{sum(got):g}/{total:g}", o.status])
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if manual:
+        lines.append(f"written answers ({sum(c.points for c in manual):g} points: "
+                     f"{', '.join(c.grade_id for c in manual)}) are graded by hand: see written_answers.md")
+    return "\n".join(lines)
+
+
+def write_scores(path: Path, outcomes: list[Outcome], cells: list[GradedCell]):
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["student", "test", "points", "max_points", "kind", "status"])
+        for o in outcomes:
+            for c in cells:
+                points = o.scores.get(c.grade_id, 0.0) if c.automatic else ""
+                out.writerow([o.student, c.grade_id, points, c.points, "auto" if c.automatic else "written", o.status])
+
+
+def write_written_answers(path: Path, source: Path, output: Path, outcomes: list[Outcome], assignment: str):
+    key = rubric(source)
+    if not key:
+        return
+    parts = [f"# {assignment}: written answers\n"]
+    answers = {}
+    for o in outcomes:
+        graded = output / o.student / f"{assignment}.ipynb"
+        if graded.is_file():
+            nb = json.loads(graded.read_text(encoding="utf-8"))
+            answers[o.student] = {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) for c in nb["cells"]
+                                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in key}
+    for grade_id, text in key.items():
+        parts.append(f"## {grade_id}\n\n### Solution and rubric\n\n{text.strip()}\n")
+        for student, theirs in answers.items():
+            parts.append(f"### {student}\n\n{theirs.get(grade_id, '(no answer)').strip()}\n")
+    path.write_text("\n".join(parts), encoding="utf-8")
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        return worker(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submissions", type=Path, help="folder of submissions (see above)")
+    parser.add_argument("--assignment", required=True, help="a source in solutions/ (its name without .ipynb)")
+    parser.add_argument("--output", type=Path, help="where feedback and scores go "
+                        "(default ~/preference-course-grades/<assignment>; not inside the repository)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds for one student's whole notebook")
+    parser.add_argument("--cell-timeout", type=float, default=None,
+                        help="seconds per cell before nbgrader interrupts it (default: --timeout)")
+    parser.add_argument("--memory-gb", type=float, default=6, help="address space per process, GiB")
+    parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
+    parser.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "gpu"),
+                        help="COURSE_PROFILE for the notebooks (tests hold in every profile; smoke is quickest)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary course roots (prints where)")
+    args = parser.parse_args(argv)
+
+    sources = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
+    source = SOLUTIONS / f"{args.assignment}.ipynb"
+    if not source.is_file():
+        parser.error(f"--assignment {args.assignment!r} has no source solutions/{args.assignment}.ipynb; "
+                     f"assignments: {', '.join(sources) or 'none'}")
+    if not args.submissions.is_dir():
+        parser.error(f"{args.submissions} is not a folder of submissions")
+    output = (args.output or Path.home() / "preference-course-grades" / args.assignment).expanduser().resolve()
+    if output == ROOT or ROOT in output.parents:
+        parser.error(f"--output {output} is inside the repository; feedback holds student work, put it elsewhere")
+    if args.timeout <= 0 or args.memory_gb <= 0 or args.jobs < 1:
+        parser.error("--timeout and --memory-gb must be > 0 and --jobs >= 1")
+    limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout or args.timeout,
+                    memory_gb=args.memory_gb, profile=args.profile)
+    submissions = find_submissions(args.submissions, args.assignment)
+    if not submissions:
+        parser.error(f"no submissions in {args.submissions}")
+
+    output.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"grade-{args.assignment}-"))
+    try:
+        corpus = corpus_cache()
+        master = work / "master"
+        make_root(master)
+        (master / "source" / args.assignment).mkdir(parents=True)
+        shutil.copy2(source, master / "source" / args.assignment / f"{args.assignment}.ipynb")
+        rc, _ = run_worker(master, ["prepare", args.assignment], Limits(300, 300, args.memory_gb, args.profile),
+                           output / "generate_assignment.log")
+        if rc != 0:
+            print(f"nbgrader generate_assignment failed; see {output / 'generate_assignment.log'}", file=sys.stderr)
+            return 1
+        print(f"grading {len(submissions)} submission(s) of {args.assignment} "
+              f"({args.jobs} at a time, {limits.timeout:.0f} s and {limits.memory_gb:g} GiB each, "
+              f"{args.profile} profile)", flush=True)
+
+        def one(item):
+            student, notebook = item
+            outcome = grade_one(student, notebook, args.assignment, master, corpus, work, output, limits,
+                                args.keep)
+            print(f"  {student}: {outcome.status} ({outcome.seconds:.0f} s)", flush=True)
+            return outcome
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            outcomes = list(pool.map(one, sorted(submissions.items())))
+    finally:
+        if args.keep:
+            print(f"temporary course roots kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    cells = graded_cells(source)
+    print()
+    print(table(outcomes, cells))
+    write_scores(output / "scores.csv", outcomes, cells)
+    write_written_answers(output / "written_answers.md", source, output, outcomes, args.assignment)
+    print(f"\nfeedback, graded notebooks and scores.csv in {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
