@@ -5,20 +5,24 @@
 #   make lab         open the notebooks in JupyterLab
 #   make run         execute every notebook headless into build/ (.ipynb and .html)
 #   make notebooks   re-execute the committed notebooks in place, cpu profile
-#   make test        unit tests and every notebook under nbval, smoke profile
+#   make test        unit tests and every notebook and solution under nbval, smoke profile
+#   make assignments regenerate the student versions (assignments/) from their sources (solutions/)
+#   make solutions   re-execute the solution notebooks in place, cpu profile
+#   make grade       grade submissions: make grade SUBMISSIONS=folder ASSIGNMENT=a1_diverse_preferences
 #   make clean       remove build/
 #
 # Variables: PYTHON (python3), TORCH_VERSION (2.13.0), TORCH_INDEX (where torch
 # comes from; unset: the CPU index below on a machine without nvidia-smi if it can
 # be reached, else the default index), NOTEBOOKS (folders that `make test` runs
-# under nbval).
+# under nbval), SUBMISSIONS, ASSIGNMENT and GRADE_OPTIONS (for `make grade`, e.g.
+# GRADE_OPTIONS="--jobs 2 --output ~/grades/a1"; see tools/grade.py --help).
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-NOTEBOOKS ?= notebooks
+NOTEBOOKS ?= notebooks solutions
 BUILD ?= build
 
 BIN := $(VENV)/bin
@@ -26,7 +30,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data run notebooks lab test clean torch-index
+.PHONY: help venv data run notebooks lab test assignments solutions grade clean torch-index
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -61,13 +65,25 @@ $(STAMP): pyproject.toml
 data: venv
 	$(BIN)/python -m course_utils.data
 
-test run notebooks: export PYTHONHASHSEED := 0
+test run notebooks solutions: export PYTHONHASHSEED := 0
 
 run: venv data
 	$(BIN)/python tools/run_notebooks.py --output-dir $(BUILD) --html $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
 notebooks: venv data
 	$(BIN)/python tools/run_notebooks.py --inplace --profile cpu $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+assignments: venv
+	$(BIN)/python tools/assignments.py
+
+solutions: venv data
+	$(BIN)/python tools/run_notebooks.py --inplace --profile cpu $(sort $(wildcard solutions/*.ipynb))
+
+grade: venv data
+	@if [ -z "$(SUBMISSIONS)" ] || [ -z "$(ASSIGNMENT)" ]; then \
+	  echo "usage: make grade SUBMISSIONS=folder ASSIGNMENT=name [GRADE_OPTIONS='--jobs 2 --output dir']"; \
+	  echo "assignments: $(basename $(notdir $(wildcard solutions/*.ipynb)))"; exit 2; fi
+	$(BIN)/python tools/grade.py "$(SUBMISSIONS)" --assignment "$(ASSIGNMENT)" $(GRADE_OPTIONS)
 
 lab: venv data
 	$(BIN)/jupyter lab notebooks/

@@ -96,16 +96,19 @@ def rubric(source: Path) -> dict[str, str]:
     for cell in nb["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("grade") and meta.get("solution"):
-            out[meta["grade_id"]] = "".join(cell["source"])
+            lines = "".join(cell["source"]).splitlines()
+            out[meta["grade_id"]] = "\n".join(l for l in lines if not re.match(r"^\s*#+\s*(BEGIN|END) SOLUTION", l))
     return out
 
 
 # ------------------------------------------------------------------ submissions
 
 
-def find_submissions(folder: Path, assignment: str) -> dict[str, Path]:
-    """``{student: notebook}`` from ``<student>.ipynb`` files and ``<student>/`` folders."""
-    found, problems = {}, []
+def find_submissions(folder: Path, assignment: str) -> tuple[dict[str, Path], list[str]]:
+    """``({student: notebook}, [what was skipped and why])`` from the ``<student>.ipynb`` files
+    and ``<student>/`` folders of ``folder``. In a folder, ``<assignment>.ipynb`` (directly or
+    under ``<assignment>/``) is the submission; failing that, the folder's only notebook."""
+    found, skipped = {}, []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
@@ -116,22 +119,19 @@ def find_submissions(folder: Path, assignment: str) -> dict[str, Path]:
             candidates = [entry / f"{assignment}.ipynb", entry / assignment / f"{assignment}.ipynb"]
             notebook = next((c for c in candidates if c.is_file()), None)
             if notebook is None:
-                others = sorted(p.name for p in entry.rglob("*.ipynb"))
-                if len(others) == 1:
-                    notebook = next(entry.rglob("*.ipynb"))
-                else:
-                    problems.append(f"{entry.name}/: no {assignment}.ipynb"
-                                    + (f" (found {', '.join(others)})" if others else ""))
+                others = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+                if len(others) != 1:
+                    skipped.append(f"{entry.name}/: no {assignment}.ipynb"
+                                   + (f" (found {', '.join(p.name for p in others)})" if others else ""))
                     continue
+                notebook = others[0]
         else:
             continue
         if not STUDENT_ID.match(student):
-            problems.append(f"{entry.name}: a student id must be letters, digits, '.', '_' or '-'")
+            skipped.append(f"{entry.name}: a student id must be letters, digits, '.', '_' or '-' (rename it)")
             continue
         found[student] = notebook
-    if problems:
-        print("skipped:\n  " + "\n  ".join(problems), file=sys.stderr)
-    return found
+    return found, skipped
 
 
 # ------------------------------------------------------------------ sandbox
@@ -273,14 +273,23 @@ class Outcome:
     seconds: float = 0.0
 
 
-def last_error_line(log: Path) -> str:
+KNOWN_FAILURES = (
+    ("DeadKernelError", "the kernel died"),
+    ("CellTimeoutError", "a cell ran past --cell-timeout and did not stop when interrupted"),
+    ("UnresponsiveKernelError", "the kernel stopped responding"),
+    ("MemoryError", "the grader ran out of memory"),
+)
+
+
+def failure_reason(log: Path, returncode: int | None) -> str:
+    """Why nbgrader gave up on a submission, in a few words, from the worker's log."""
     text = log.read_text(errors="replace") if log.is_file() else ""
-    for name, what in (("DeadKernelError", "the kernel died"), ("MemoryError", "out of memory"),
-                       ("UnresponsiveKernelError", "the kernel stopped responding")):
+    for name, what in KNOWN_FAILURES:
         if name in text:
             return what
-    lines = [l for l in text.splitlines() if l.strip() and not l.startswith("[")]
-    return lines[-1][:120] if lines else "no output"
+    errors = [e for e in re.findall(r"^\s*([\w.]*(?:Error|Exception)\b.*)$", text, flags=re.M)
+              if "NbGraderException" not in e]
+    return errors[-1].strip()[:120] if errors else f"the grader stopped (exit code {returncode})"
 
 
 def failure_page(student: str, assignment: str, status: str) -> str:
@@ -312,7 +321,7 @@ def grade_one(student: str, notebook: Path, assignment: str, master: Path, corpu
     if rc is None:
         outcome.status = f"timed out ({limits.timeout:.0f} s)"
     elif data is None or not data.get("success"):
-        outcome.status = f"not graded: {last_error_line(log)}"
+        outcome.status = f"not graded: {failure_reason(log, rc)}"
     else:
         outcome.scores = {g: s for g, s in data["scores"].items() if s is not None}
     feedback = root / "feedback" / student / assignment / f"{assignment}.html"
@@ -331,6 +340,14 @@ def grade_one(student: str, notebook: Path, assignment: str, master: Path, corpu
 # ------------------------------------------------------------------ worker mode (inside the sandbox)
 
 
+def apply_limits(memory_gb: float):
+    """Limits of this process, inherited by every process it starts (the kernel included)."""
+    limit = int(memory_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # an allocation above it fails: MemoryError
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))        # a crash leaves no core file
+
+
+
 def worker(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="grade.py --worker")
     parser.add_argument("mode", choices=("prepare", "grade"))
@@ -339,9 +356,7 @@ def worker(argv: list[str]) -> int:
     parser.add_argument("--memory-gb", type=float, required=True)
     parser.add_argument("--cell-timeout", type=float, required=True)
     args = parser.parse_args(argv)
-    limit = int(args.memory_gb * 2**30)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # inherited by the kernel
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))        # a crash leaves no core file
+    apply_limits(args.memory_gb)
 
     import warnings
     warnings.filterwarnings("ignore")  # SQLAlchemy and traitlets chatter inside nbgrader
@@ -362,8 +377,10 @@ def worker(argv: list[str]) -> int:
             print(result.get("error", ""))
         return 0 if result["success"] else 1
 
+    t0 = time.time()
     result = api.autograde(args.assignment, args.student)
     print(result.get("log", ""))
+    print(f"[grade.py] nbgrader autograde: {time.time() - t0:.1f} s", flush=True)
     if not result["success"]:
         print(result.get("error", ""))
         return 2
@@ -371,8 +388,10 @@ def worker(argv: list[str]) -> int:
         submission = gb.find_submission(args.assignment, args.student)
         scores = {g.name: (None if g.needs_manual_grade else g.score)
                   for nb in submission.notebooks for g in nb.grades}
+    t0 = time.time()
     feedback = api.generate_feedback(args.assignment, args.student)
     print(feedback.get("log", ""))
+    print(f"[grade.py] nbgrader generate_feedback: {time.time() - t0:.1f} s", flush=True)
     tmp = root / "result.json.tmp"
     tmp.write_text(json.dumps({"success": True, "scores": scores}))
     os.replace(tmp, root / "result.json")
@@ -395,7 +414,8 @@ def table(outcomes: list[Outcome], cells: list[GradedCell]) -> str:
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if manual:
-        lines.append(f"written answers ({sum(c.points for c in manual):g} points: "
+        points = sum(c.points for c in manual)
+        lines.append(f"written answers ({points:g} point{'s' if points != 1 else ''}: "
                      f"{', '.join(c.grade_id for c in manual)}) are graded by hand: see written_answers.md")
     return "\n".join(lines)
 
@@ -465,7 +485,9 @@ def main(argv=None) -> int:
         parser.error("--timeout and --memory-gb must be > 0 and --jobs >= 1")
     limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout or args.timeout,
                     memory_gb=args.memory_gb, profile=args.profile)
-    submissions = find_submissions(args.submissions, args.assignment)
+    submissions, skipped = find_submissions(args.submissions, args.assignment)
+    if skipped:
+        print("skipped:\n  " + "\n  ".join(skipped), file=sys.stderr)
     if not submissions:
         parser.error(f"no submissions in {args.submissions}")
 
