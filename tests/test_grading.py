@@ -155,3 +155,13 @@ def test_an_endless_loop_is_stopped_by_the_whole_notebook_limit(tmp_path):
     assert got and all(points == 0 for points, _ in got.values())
     assert result["seconds"] < 60, result["seconds"]
     assert set(result["after"]) == set(result["before"])
+
+
+def test_every_assignment_has_fixture_submissions():
+    """A new source in solutions/ comes with its fixtures: the solution and the usual wrong answers."""
+    sources = sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb"))
+    assert sorted(FIXTURES) == sources
+    for assignment, fixtures in FIXTURES.items():
+        names = [f.name for f in fixtures]
+        assert "solution" in names and len(names) == len(set(names)), names
+        assert any(f.loses and f.status == "ok" for f in fixtures), f"{assignment}: no wrong-answer fixture"
