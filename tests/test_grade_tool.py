@@ -126,3 +126,19 @@ def test_table_and_scores_count_a_failed_submission_as_zero(tmp_path):
     rows = (tmp_path / "scores.csv").read_text().splitlines()
     assert rows[0] == "student,test,points,max_points,kind,status"
     assert "ben,test_a,0.0,2.0,auto,timed out (60 s)" in rows and "ann,written,,1.0,written,ok" in rows
+
+
+def test_written_answers_collected_under_the_rubric(tmp_path):
+    import json
+
+    nb = json.loads((ROOT / "assignments" / "a1_diverse_preferences.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "written_split":
+            cell["source"] = "Split texts are two crowds."
+    (tmp_path / "ann.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "ben.ipynb").write_text("not a notebook")
+    grade.write_written_answers(tmp_path / "w.md", A1, {"ann": tmp_path / "ann.ipynb", "ben": tmp_path / "ben.ipynb"},
+                                "a1_diverse_preferences")
+    text = (tmp_path / "w.md").read_text()
+    split = text[text.index("## written_split"):text.index("## written_mixture")]
+    assert "Rubric" in split and "Split texts are two crowds." in split and "### ben\n\n(no answer)" in split

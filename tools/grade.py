@@ -438,20 +438,24 @@ def write_scores(path: Path, outcomes: list[Outcome], cells: list[GradedCell]):
                 out.writerow([o.student, c.grade_id, points, c.points, "auto" if c.automatic else "written", o.status])
 
 
-def write_written_answers(path: Path, source: Path, output: Path, outcomes: list[Outcome], assignment: str):
+def write_written_answers(path: Path, source: Path, submissions: dict[str, Path], assignment: str):
+    """Every student's written answers, question by question, under the solution's model answer and
+    rubric (read from the submitted notebooks, so that a submission nbgrader could not run is there too)."""
     key = rubric(source)
     if not key:
         return
-    parts = [f"# {assignment}: written answers\n"]
     answers = {}
-    for o in outcomes:
-        graded = output / o.student / f"{assignment}.ipynb"
-        if graded.is_file():
-            nb = json.loads(graded.read_text(encoding="utf-8"))
-            answers[o.student] = {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) for c in nb["cells"]
-                                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in key}
+    for student, notebook in sorted(submissions.items()):
+        try:
+            nb = json.loads(notebook.read_text(encoding="utf-8"))
+            cells = nb["cells"]
+        except (OSError, ValueError, KeyError, TypeError):
+            cells = []
+        answers[student] = {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) for c in cells
+                            if isinstance(c, dict) and c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in key}
+    parts = [f"# {assignment}: written answers\n"]
     for grade_id, text in key.items():
-        parts.append(f"## {grade_id}\n\n### Solution and rubric\n\n{text.strip()}\n")
+        parts.append(f"## {grade_id}\n\n### Model answer and rubric\n\n{text.strip()}\n")
         for student, theirs in answers.items():
             parts.append(f"### {student}\n\n{theirs.get(grade_id, '(no answer)').strip()}\n")
     path.write_text("\n".join(parts), encoding="utf-8")
@@ -535,7 +539,7 @@ def main(argv=None) -> int:
     print()
     print(table(outcomes, cells))
     write_scores(output / "scores.csv", outcomes, cells)
-    write_written_answers(output / "written_answers.md", source, output, outcomes, args.assignment)
+    write_written_answers(output / "written_answers.md", source, submissions, args.assignment)
     print(f"\nfeedback, graded notebooks and scores.csv in {output}")
     return 0
 
