@@ -284,3 +284,18 @@ def test_trl_sigmoid_ignores_label_smoothing_and_ipo_is_per_token(make_tiny_lm, 
         paper_ipo = dpo_step(policy, batch, "ipo", 0.7)[0].item()
     assert abs(losses["sigmoid"] - conservative) > 1e-3
     assert abs(losses["ipo"] - paper_ipo) > 1e-3
+
+
+def test_notebook_07_recipe_and_pairs(make_tiny_lm, course_tokenizer):
+    from course_utils.profiles import get_profile
+    from course_utils.runs import DPO_BETA, DPO_MAX_LENGTH, dpo_pairs, dpo_recipe
+
+    profile = get_profile("smoke")
+    pairs = [{"prompt": PROMPT, "chosen": c, "rejected": r} for c, r in PAIRS]
+    pairs.insert(1, {"prompt": PROMPT, "chosen": " great" * 100, "rejected": " boring"})  # too long: left out
+    rows = dpo_pairs(profile, course_tokenizer, make_tiny_lm(), pairs=pairs)
+    assert [row["pair"] for row in rows] == [0, 2, 3, 4]
+    assert all(len(row["chosen_input_ids"]) <= DPO_MAX_LENGTH and "ref_rejected_logps" in row for row in rows)
+    collate, config, objective = dpo_recipe(profile, course_tokenizer)
+    assert objective.__qualname__ == f"dpo_step(loss_type='sigmoid', beta={DPO_BETA!r}, epsilon=0.0)"
+    assert set(collate(rows[:2])) >= {"chosen_input_ids", "ref_chosen_logps"} and config.steps >= 1

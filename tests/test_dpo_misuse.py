@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import bandit, dpo
+from course_utils import bandit, dpo, runs
 from course_utils.batching import encode_preference
 from course_utils.data import format_prompt
 from course_utils.models import load_policy
+from course_utils.profiles import get_profile
 from misuse import Case
 
 PROMPT = format_prompt("Write a movie review.")
@@ -82,6 +83,13 @@ CASES = [
     Case("dpo.dpo_objective", lambda: dpo.dpo_objective("robust", epsilon=0.6), ValueError, "epsilon"),
     Case("dpo.without_dropout", lambda: dpo.without_dropout(lm().state_dict()), TypeError, "model",
          unchanged=lambda: model_state(lm())),
+    Case("runs.dpo_pairs", lambda: runs.dpo_pairs(get_profile("smoke"), None, lm()), TypeError, "tokenizer",
+         unchanged=lambda: model_state(lm())),
+    Case("runs.dpo_pairs", lambda: runs.dpo_pairs(get_profile("smoke"), tiny()[1], "sft"), TypeError, "reference"),
+    Case("runs.dpo_recipe", lambda: runs.dpo_recipe("cpu", tiny()[1]), TypeError, "profile"),
+    Case("runs.dpo_policy", lambda: runs.dpo_policy(get_profile("smoke"), "08", policy=lm()), ValueError,
+         "policy and tokenizer", unchanged=lambda: model_state(lm())),
+    Case("runs.dpo_policy", lambda: runs.dpo_policy(get_profile("smoke"), "../08"), ValueError, "notebook"),
     # the bandit
     Case("bandit.log_partition", lambda: bandit.log_partition([0.5, 0.6], [0, 1], 1.0), ValueError, "pi_ref"),
     Case("bandit.optimal_policy", lambda: bandit.optimal_policy(PI_REF, [0.0, 1.0], 1.0), ValueError, "reward"),
