@@ -16,6 +16,7 @@ examples or config) and the model is retrained rather than silently reused.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 from . import _checks
 from .batching import collate_preference, collate_sft, encode_preference_dataset, encode_sft_dataset
 from .data import load_corpus, sft_dataset
+from .dpo import add_reference_logprobs, collate_dpo, dpo_objective, without_dropout
 from .losses import sft_step
 from .models import load_policy
 from .preferences import human_preference_pairs
@@ -112,4 +114,56 @@ def reward_model(profile, notebook: str, policy=None, tokenizer=None):
     examples, collate, config = reward_recipe(profile, tokenizer)
     _from_earlier_or_train(model, reward_step, examples, collate, config,
                            run_dir("02", "reward", profile), run_dir(notebook, "reward", profile))
+    return model.eval(), tokenizer
+
+
+# notebook 07's DPO run on human preference pairs
+DPO_MAX_LENGTH = 76       # prompt + response + end; longer pairs are left out (every response keeps its end token)
+DPO_PAIRS = {"smoke": 120, "cpu": 1200, "gpu": 8000}   # pairs drawn; ties and long pairs are dropped
+DPO_STEPS = {"smoke": 8, "cpu": 72, "gpu": 1000}
+DPO_BATCH = {"smoke": 8, "cpu": 16, "gpu": 32}
+DPO_LR = {"smoke": 1e-4, "cpu": 1e-4, "gpu": 5e-6}
+DPO_BETA = 0.1
+
+
+def dpo_pairs(profile, tokenizer, reference, pairs=None):
+    """Encoded preference pairs for DPO with the reference's log-probs added (``dpo.add_reference_logprobs``):
+    ``pairs`` (``prompt``/``chosen``/``rejected`` rows; by default notebook 07's human pairs from the training
+    split), encoded, those longer than ``DPO_MAX_LENGTH`` tokens left out; ``pair`` is each row's index in
+    ``pairs``."""
+    _check_profile("dpo_pairs", profile)
+    _checks.tokenizer("dpo_pairs", "tokenizer", tokenizer)
+    _checks.model("dpo_pairs", "reference", reference)
+    if pairs is None:
+        pairs = human_preference_pairs(load_corpus("train"), DPO_PAIRS[profile.name], seed=0)
+    encoded = encode_preference_dataset(tokenizer, pairs, RM_MAX_LENGTH)
+    keep = [dict(row, pair=i) for i, row in enumerate(encoded)
+            if max(len(row["chosen_input_ids"]), len(row["rejected_input_ids"])) <= DPO_MAX_LENGTH]
+    return add_reference_logprobs(reference, keep, tokenizer.pad_token_id)
+
+
+def dpo_recipe(profile, tokenizer):
+    """Notebook 07's DPO run: its collate function, config and objective (``dpo_pairs`` gives its examples)."""
+    _check_profile("dpo_recipe", profile)
+    _checks.tokenizer("dpo_recipe", "tokenizer", tokenizer)
+    steps = DPO_STEPS[profile.name]
+    config = TrainConfig(steps=steps, batch_size=DPO_BATCH[profile.name], lr=DPO_LR[profile.name],
+                         warmup_steps=max(1, steps // 10), log_every=5, seed=0, desc="DPO (human pairs)")
+    return partial(collate_dpo, pad_token_id=tokenizer.pad_token_id), config, dpo_objective("sigmoid", DPO_BETA)
+
+
+def dpo_policy(profile, notebook: str, policy=None, tokenizer=None):
+    """Notebook 07's DPO policy (trained from the SFT policy on human pairs), in eval mode, with its tokenizer;
+    ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already (it is not changed)."""
+    run_dir(notebook, "dpo", profile)
+    if (policy is None) != (tokenizer is None):
+        raise ValueError("dpo_policy: pass policy and tokenizer together (the SFT policy and its tokenizer), "
+                         "or neither")
+    if policy is None:
+        policy, tokenizer = sft_policy(profile, notebook)
+    model = without_dropout(copy.deepcopy(policy))
+    examples = dpo_pairs(profile, tokenizer, model)
+    collate, config, objective = dpo_recipe(profile, tokenizer)
+    _from_earlier_or_train(model, objective, examples, collate, config,
+                           run_dir("07", "dpo", profile), run_dir(notebook, "dpo", profile))
     return model.eval(), tokenizer
