@@ -170,3 +170,64 @@ def reinforce_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Ten
                          f"{logp.shape[0]} rows")
     m = _check_mask("reinforce_loss", mask, logp)
     return -(advantages.detach() * (logp * m).sum(-1)).mean()
+
+
+def reinforce_step(policy, reference, reward_model, tokenizer, method: str = "leave_one_out", group_size: int = 4,
+                   beta: float = 0.05, max_new_tokens: int = 48, max_grad_norm: float = 1.0, decay: float = 0.9):
+    """One iteration of REINFORCE with the chosen baseline, as a ``step`` for ``rl.train_rl``:
+
+    1. sample ``group_size`` responses per prompt from ``policy`` (``generation.rollout``,
+       temperature 1), keeping their log-probs;
+    2. score them: R = r_φ(x, y) - β Σ_t k1(t), the reward model reading the decoded text
+       as it reads any text (``reward_model.score_responses``), the reference's
+       log-probs from one forward pass;
+    3. advantages (``advantages(R, method, group_size)``; for "moving_average" the
+       baseline is ``state["baseline"]``, updated after the batch);
+    4. one optimiser step on ``reinforce_loss``, the gradient's norm clipped.
+
+    Returns ``step(prompts, optimizer, state, seed) -> metrics``: ``reward`` (r_φ),
+    ``kl`` (mean Σ_t k1, the KL to the reference), ``kl_penalised_reward`` (R),
+    ``length`` (response tokens), ``ended`` (share that ended), ``grad_norm``.
+    The step's name records its settings, so a run's checkpoint records them too.
+    """
+    from .generation import decode, response_logprobs, rollout
+    from .reward_model import score_responses
+    from .rl import clip_and_step
+
+    for name, model in (("policy", policy), ("reference", reference), ("reward_model", reward_model)):
+        _checks.model("reinforce_step", name, model)
+    if policy is reference:
+        raise ValueError("reinforce_step: reference must be a frozen copy of the policy (copy.deepcopy), not the "
+                         "policy itself: the KL would always be 0")
+    _checks.tokenizer("reinforce_step", "tokenizer", tokenizer)
+    _checks.choice("reinforce_step", "method", method, ADVANTAGES)
+    _checks.integer("reinforce_step", "group_size", group_size, minimum=2 if method in ("leave_one_out",
+                                                                                           "group_normalised") else 1)
+    _checks.number("reinforce_step", "beta", beta, nonnegative=True)
+    _checks.integer("reinforce_step", "max_new_tokens", max_new_tokens, minimum=1)
+    _checks.number("reinforce_step", "max_grad_norm", max_grad_norm, positive=True)
+    _checks.number("reinforce_step", "decay", decay)
+    if not 0 <= decay < 1:
+        raise ValueError(f"reinforce_step: decay must be in [0, 1), got {decay}")
+
+    def step(prompts, optimizer, state, seed):
+        prompts = [p for p in prompts for _ in range(group_size)]          # each prompt's group, consecutive
+        out = rollout(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed)
+        score = torch.tensor(score_responses(reward_model, tokenizer, prompts, decode(tokenizer, out)),
+                             dtype=torch.float32, device=out.logprobs.device)
+        with torch.no_grad():
+            logp_ref = response_logprobs(reference, out)
+        reward = kl_penalised_reward(score, out.logprobs, logp_ref, out.response_mask, beta)
+        adv = advantages(reward, method, group_size, baseline=state.get("baseline", 0.0))
+        loss = reinforce_loss(response_logprobs(policy, out), adv, out.response_mask)
+        loss.backward()
+        grad_norm = clip_and_step(optimizer, policy.parameters(), max_grad_norm)
+        if method == "moving_average":
+            state["baseline"] = update_baseline(state.get("baseline", 0.0), reward, decay)
+        return {"reward": score.mean(), "kl": ((out.logprobs - logp_ref) * out.response_mask).sum(-1).mean(),
+                "kl_penalised_reward": reward.mean(), "length": out.response_mask.sum(-1).float().mean(),
+                "ended": out.finished.float().mean(), "grad_norm": grad_norm}
+
+    step.__qualname__ = (f"reinforce_step(method={method}, group_size={group_size}, beta={beta}, "
+                         f"max_new_tokens={max_new_tokens}, max_grad_norm={max_grad_norm}, decay={decay})")
+    return step

@@ -89,6 +89,55 @@ def _check_models(where: str, name: str, models) -> torch.nn.ModuleDict:
     return torch.nn.ModuleDict(models)
 
 
+def _check_run(where: str, models, step, prompts, config, state, frozen):
+    trainable = _check_models(where, "models", models)
+    if not callable(step):
+        raise TypeError(f"{where}: step must be a function (prompts, optimizer, state, seed) -> metrics, "
+                        f"got {type(step).__name__}")
+    _checks.sequence(where, "prompts", prompts, "prompt strings")
+    if any(not isinstance(p, str) or not p.strip() for p in prompts):
+        raise ValueError(f"{where}: prompts must be non-empty strings")
+    if not isinstance(config, RLConfig):
+        raise TypeError(f"{where}: config must be an RLConfig, got {type(config).__name__}")
+    if config.prompts_per_iteration > len(prompts):
+        raise ValueError(f"{where}: config.prompts_per_iteration={config.prompts_per_iteration} is more than the "
+                         f"{len(prompts)} prompts")
+    state = {} if state is None else state
+    if not isinstance(state, dict) or any(not isinstance(k, str) or isinstance(v, bool)
+                                          or not isinstance(v, (int, float)) for k, v in state.items()):
+        raise TypeError(f"{where}: state must be a dict {{name: float}} (e.g. {{'baseline': 0.0}}) or None")
+    frozen_models = _check_models(where, "frozen", frozen) if frozen is not None else None
+    return trainable, state, frozen_models
+
+
+def _fingerprint(trainable, step, prompts, config: RLConfig, state: dict, frozen_models) -> dict:
+    """What makes two RL runs the same run (see ``train_rl``)."""
+    return {"config": {k: v for k, v in asdict(config).items() if k not in _NOT_IN_FINGERPRINT},
+            "objective": f"{getattr(step, '__module__', '')}.{getattr(step, '__qualname__', repr(step))}",
+            "data": _digest(list(prompts)),
+            "initial weights": _digest(dict(trainable.state_dict())),
+            "frozen models": _digest(dict(frozen_models.state_dict())) if frozen_models else None,
+            "initial state": _digest(state)}
+
+
+def finished_rl_run(models: dict, step, prompts, config: RLConfig, state: dict | None = None,
+                    frozen: dict | None = None) -> bool:
+    """Whether ``config.checkpoint_dir`` holds this very run, finished: what ``train_rl`` with
+    the same arguments would load instead of training. Nothing is read into the models."""
+    trainable, state, frozen_models = _check_run("finished_rl_run", models, step, prompts, config, state, frozen)
+    if config.checkpoint_dir is None:
+        raise ValueError("finished_rl_run: config.checkpoint_dir is None; name the run directory to look in")
+    file = Path(config.checkpoint_dir) / "checkpoint.pt"
+    if not file.exists():
+        return False
+    try:
+        saved = _read_checkpoint(file)
+    except _checks.CheckpointError:
+        return False
+    return saved["step"] >= config.iterations and not _differences(
+        saved["fingerprint"], _fingerprint(trainable, step, prompts, config, state, frozen_models))
+
+
 def train_rl(models: dict, step, prompts, config: RLConfig, state: dict | None = None,
              frozen: dict | None = None) -> list[dict]:
     """Run ``config.iterations`` iterations of ``step`` and return the history: one dict per
@@ -104,31 +153,9 @@ def train_rl(models: dict, step, prompts, config: RLConfig, state: dict | None =
     part of the run's fingerprint only. Every model is left in eval mode (RL here runs
     without dropout, so that sampling and training see one policy).
     """
-    trainable = _check_models("train_rl", "models", models)
-    if not callable(step):
-        raise TypeError(f"train_rl: step must be a function (prompts, optimizer, state, seed) -> metrics, "
-                        f"got {type(step).__name__}")
-    _checks.sequence("train_rl", "prompts", prompts, "prompt strings")
-    if any(not isinstance(p, str) or not p.strip() for p in prompts):
-        raise ValueError("train_rl: prompts must be non-empty strings")
-    if not isinstance(config, RLConfig):
-        raise TypeError(f"train_rl: config must be an RLConfig, got {type(config).__name__}")
-    if config.prompts_per_iteration > len(prompts):
-        raise ValueError(f"train_rl: config.prompts_per_iteration={config.prompts_per_iteration} is more than the "
-                         f"{len(prompts)} prompts")
-    state = {} if state is None else state
-    if not isinstance(state, dict) or any(not isinstance(k, str) or isinstance(v, bool)
-                                          or not isinstance(v, (int, float)) for k, v in state.items()):
-        raise TypeError("train_rl: state must be a dict {name: float} (e.g. {'baseline': 0.0}) or None")
-    frozen_models = _check_models("train_rl", "frozen", frozen) if frozen is not None else None
-
+    trainable, state, frozen_models = _check_run("train_rl", models, step, prompts, config, state, frozen)
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
-    fingerprint = {"config": {k: v for k, v in asdict(config).items() if k not in _NOT_IN_FINGERPRINT},
-                   "objective": f"{getattr(step, '__module__', '')}.{getattr(step, '__qualname__', repr(step))}",
-                   "data": _digest(list(prompts)),
-                   "initial weights": _digest(dict(trainable.state_dict())),
-                   "frozen models": _digest(dict(frozen_models.state_dict())) if frozen_models else None,
-                   "initial state": _digest(state)} if ckpt else None
+    fingerprint = _fingerprint(trainable, step, prompts, config, state, frozen_models) if ckpt else None
     start, history, saved = 0, [], None
     if ckpt and (ckpt / "checkpoint.pt").exists():
         saved = _read_checkpoint(ckpt / "checkpoint.pt")

@@ -7,7 +7,8 @@ import hashlib
 import pytest
 import torch
 
-from course_utils import generation, policy_gradient, ppo, rl
+from course_utils import generation, policy_gradient, ppo, rl, runs
+from course_utils.profiles import get_profile
 from course_utils.data import format_prompt
 from course_utils.models import load_policy
 from misuse import Case
@@ -136,6 +137,25 @@ CASES = [
     Case("rl.train_rl", lambda: rl_run(state={"beta": "0.1"}), TypeError, "state"),
     Case("rl.train_rl", lambda: rl_run(config={"iterations": 1}), TypeError, "config"),
     Case("rl.train_rl", lambda: rl_run(frozen={"ref": "model"}), TypeError, r"frozen\['ref'\]"),
+    Case("rl.finished_rl_run", lambda: rl.finished_rl_run({"policy": torch.nn.Linear(2, 1)}, lambda *a: {},
+                                                          [PROMPT] * 4, rl.RLConfig(1, 2)), ValueError,
+         "checkpoint_dir"),
+    Case("policy_gradient.reinforce_step",
+         lambda: policy_gradient.reinforce_step(lm(), lm(), rl_value_model(), tok()), ValueError, "reference",
+         unchanged=state),
+    Case("policy_gradient.reinforce_step",
+         lambda: policy_gradient.reinforce_step(lm(), tiny()[0].__class__(tiny()[0].config), rl_value_model(), tok(),
+                                                method="leave_one_out", group_size=1), ValueError, "group_size",
+         unchanged=state),
+    Case("runs.policy_gradient_recipe", lambda: runs.policy_gradient_recipe(get_profile("smoke"), "ppo"), ValueError,
+         "method"),
+    Case("runs.policy_gradient_recipe", lambda: runs.policy_gradient_recipe("smoke", "leave_one_out"), TypeError,
+         "profile"),
+    Case("runs.policy_gradient_policy", lambda: runs.policy_gradient_policy(get_profile("smoke"), "05", "rloo"),
+         ValueError, "method"),
+    Case("runs.policy_gradient_policy",
+         lambda: runs.policy_gradient_policy(get_profile("smoke"), "05", "leave_one_out", policy=lm()), ValueError,
+         "together", unchanged=state),
 ]
 
 
