@@ -55,6 +55,17 @@ class Rollout:
         """[B, T]: the response tokens (``input_ids[:, P:]``)."""
         return self.input_ids[:, self.prompt_length:]
 
+    def select(self, rows) -> "Rollout":
+        """The rollout of the rows ``rows`` (a list or 1-D tensor of row indices, e.g. a minibatch)."""
+        index = torch.as_tensor(rows, dtype=torch.long) if not torch.is_tensor(rows) else rows
+        if index.dim() != 1 or index.is_floating_point() or not len(index):
+            raise ValueError(f"Rollout.select: rows must be a non-empty list (or 1-D tensor) of row indices, got {rows!r}")
+        if index.min() < -len(self.finished) or index.max() >= len(self.finished):
+            raise ValueError(f"Rollout.select: rows must be in [0, {len(self.finished)}), got {index.tolist()}")
+        index = index.to(self.input_ids.device)
+        return Rollout(self.input_ids[index], self.attention_mask[index], self.response_mask[index],
+                       self.logprobs[index], self.finished[index], self.prompt_length)
+
 
 def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids that count real tokens only: ``cumsum(mask) - 1``, 0 on left padding.

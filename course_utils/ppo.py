@@ -196,3 +196,92 @@ def adaptive_kl_beta(beta: float, kl: float, target: float, horizon: float, n_sa
     _checks.integer("adaptive_kl_beta", "n_samples", n_samples, minimum=1)
     error = min(max(kl / target - 1, -0.2), 0.2)
     return float(beta * (1 + error * n_samples / horizon))
+
+
+def ppo_step(policy, value_model, reference, reward_model, tokenizer, samples_per_prompt: int = 16,
+             kl_target: float | None = None, horizon: float = 10_000, gamma: float = 1.0, lam: float = 0.95,
+             clip: float = 0.2, value_clip: float = 0.2, value_coef: float = 0.1, entropy_coef: float = 0.0,
+             epochs: int = 4, minibatches: int = 4, max_new_tokens: int = 48, max_grad_norm: float = 1.0):
+    """One PPO iteration (rollout, then ``epochs`` passes of ``minibatches`` updates), as a ``step`` for
+    ``rl.train_rl`` with ``models={"policy": policy, "value": value_model}`` and ``state={"beta": β}``:
+
+    1. sample ``samples_per_prompt`` responses per prompt (``generation.rollout``), keeping π_old's log-probs;
+    2. per-token rewards (``token_rewards``, β = ``state["beta"]``), values V_old, GAE, whitened advantages;
+    3. for each epoch, a fresh seeded split into minibatches; per minibatch one optimiser step on
+       ``clipped_policy_loss + value_coef · clipped_value_loss - entropy_coef · entropy``;
+    4. with ``kl_target`` set, β adapts (``adaptive_kl_beta``) to the rollout's KL.
+
+    Metrics: ``reward``, ``kl`` (mean Σ k1 of the rollout), ``entropy``, ``clip_fraction``,
+    ``approx_kl``, ``value_loss``, ``value_clip_fraction`` (means over the updates), ``explained_variance``
+    (V_old against the returns), ``length``, ``ended``. The step's name records its settings."""
+    from .generation import decode, response_logprobs, rollout
+    from .reward_model import score_responses
+    from .rl import clip_and_step
+
+    for name, model in (("policy", policy), ("value_model", value_model), ("reference", reference),
+                        ("reward_model", reward_model)):
+        _checks.model("ppo_step", name, model)
+    if policy is reference:
+        raise ValueError("ppo_step: reference must be a frozen copy of the policy (copy.deepcopy), not the policy")
+    if value_model is reward_model:
+        raise ValueError("ppo_step: value_model must be a copy of the reward model (copy.deepcopy): it is trained")
+    _checks.tokenizer("ppo_step", "tokenizer", tokenizer)
+    for name, value, minimum in (("samples_per_prompt", samples_per_prompt, 1), ("epochs", epochs, 1),
+                                 ("minibatches", minibatches, 1), ("max_new_tokens", max_new_tokens, 1)):
+        _checks.integer("ppo_step", name, value, minimum)
+    if kl_target is not None:
+        _checks.number("ppo_step", "kl_target", kl_target, positive=True)
+    for name, value in (("horizon", horizon), ("clip", clip), ("value_clip", value_clip),
+                        ("max_grad_norm", max_grad_norm)):
+        _checks.number("ppo_step", name, value, positive=True)
+    for name, value in (("value_coef", value_coef), ("entropy_coef", entropy_coef)):
+        _checks.number("ppo_step", name, value, nonnegative=True)
+    for name, value in (("gamma", gamma), ("lam", lam)):
+        _checks.number("ppo_step", name, value)
+        if not 0 <= value <= 1:
+            raise ValueError(f"ppo_step: {name} must be in [0, 1], got {value}")
+    parameters = list(policy.parameters()) + list(value_model.parameters())
+
+    def step(prompts, optimizer, state, seed):
+        if "beta" not in state:
+            raise ValueError("ppo_step: state must hold the KL coefficient, state={'beta': 0.1} for example")
+        prompts = [p for p in prompts for _ in range(samples_per_prompt)]
+        out = rollout(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed)
+        mask = out.response_mask
+        if len(prompts) < minibatches:
+            raise ValueError(f"ppo_step: {len(prompts)} samples cannot make {minibatches} minibatches")
+        with torch.no_grad():
+            score = torch.tensor(score_responses(reward_model, tokenizer, prompts, decode(tokenizer, out)),
+                                 dtype=torch.float32, device=mask.device)
+            logp_ref = response_logprobs(reference, out)
+            old_values = values(value_model, out)
+        rewards = token_rewards(score, out.logprobs, logp_ref, mask, state["beta"])
+        adv, returns = gae(rewards, old_values, mask, gamma, lam)
+        adv = whiten(adv, mask)
+        generator = torch.Generator().manual_seed(seed)
+        totals, updates = {}, 0
+        for _ in range(epochs):
+            for rows in torch.randperm(len(prompts), generator=generator).chunk(minibatches):
+                mb, m = out.select(rows), mask[rows]
+                logp, entropy = response_logprobs(policy, mb, entropy=True)
+                policy_loss, pm = clipped_policy_loss(logp, out.logprobs[rows], adv[rows], m, clip)
+                value_loss, vm = clipped_value_loss(values(value_model, mb), old_values[rows], returns[rows], m,
+                                                    value_clip)
+                mean_entropy = masked_mean(entropy, m)
+                (policy_loss + value_coef * value_loss - entropy_coef * mean_entropy).backward()
+                clip_and_step(optimizer, parameters, max_grad_norm)
+                for key, v in {**pm, **vm, "value_loss": float(value_loss.detach()), "entropy": float(mean_entropy.detach())}.items():
+                    totals[key] = totals.get(key, 0.0) + v
+                updates += 1
+        kl = float(((out.logprobs - logp_ref) * mask).sum(-1).mean())
+        if kl_target is not None:
+            state["beta"] = adaptive_kl_beta(state["beta"], kl, kl_target, horizon, len(prompts))
+        return {"reward": float(score.mean()), "kl": kl, **{k: v / updates for k, v in totals.items()},
+                "explained_variance": explained_variance(old_values, returns, mask),
+                "length": float(mask.sum(-1).float().mean()), "ended": float(out.finished.float().mean())}
+
+    step.__qualname__ = (f"ppo_step(samples_per_prompt={samples_per_prompt}, kl_target={kl_target}, "
+                         f"horizon={horizon}, gamma={gamma}, lam={lam}, clip={clip}, value_clip={value_clip}, "
+                         f"value_coef={value_coef}, entropy_coef={entropy_coef}, epochs={epochs}, "
+                         f"minibatches={minibatches}, max_new_tokens={max_new_tokens}, max_grad_norm={max_grad_norm})")
+    return step

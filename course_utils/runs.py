@@ -43,8 +43,8 @@ RM_BATCH = 32  # pairs per step
 # notebook 04's policy-gradient runs: iterations, and samples per prompt per iteration (all four instructions
 # are drawn at every iteration); learning rate, KL coefficient and response length for every profile
 PG_ITERATIONS = {"smoke": 3, "cpu": 30, "gpu": 200}
-PG_GROUP = {"smoke": 4, "cpu": 8, "gpu": 16}
-PG_LR, PG_BETA, PG_MAX_NEW_TOKENS = 1e-4, 0.1, 48
+PG_GROUP = {"smoke": 4, "cpu": 16, "gpu": 16}
+PG_LR, PG_BETA, PG_MAX_NEW_TOKENS = 1e-4, 0.3, 48
 
 
 def run_dir(notebook: str, name: str, profile) -> Path:

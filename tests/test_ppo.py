@@ -137,3 +137,36 @@ def test_values_of_a_prompt_alone_and_left_padded_agree(make_tiny_lm, course_tok
     assert v_both.shape == both.response_mask.shape
     torch.testing.assert_close(v_both[1:], v_one, atol=1e-5, rtol=1e-5)
     assert (v_both[both.response_mask == 0] == 0).all()
+
+
+def test_a_ppo_iteration_runs_its_updates_and_the_first_is_on_policy(make_tiny_lm, course_tokenizer):
+    """One iteration of ppo_step on a tiny random model: the metrics are finite, the policy and the value
+    model move, the reference and reward model do not; with one epoch of one minibatch the update is
+    on-policy (ratio 1: nothing clipped, approx. KL 0)."""
+    from course_utils.ppo import ppo_step
+    from course_utils.rl import RLConfig, train_rl
+
+    policy, critic_from = make_tiny_lm(0), make_tiny_lm(1)
+    reference, reward = copy.deepcopy(policy), reward_model_from_policy(critic_from)
+    critic = copy.deepcopy(reward)
+    frozen_before = [p.clone() for p in list(reference.parameters()) + list(reward.parameters())]
+    policy_before = [p.clone() for p in policy.parameters()]
+    step = ppo_step(policy, critic, reference, reward, course_tokenizer, samples_per_prompt=4, epochs=1,
+                    minibatches=1, max_new_tokens=6, kl_target=1.0, horizon=10)
+    prompts = ["Instruction: Write a movie.\nResponse:", "Instruction: Write a tweet.\nResponse:"]
+    state = {"beta": 0.1}
+    history = train_rl({"policy": policy, "value": critic}, step, prompts, RLConfig(1, 2, lr=1e-3), state=state)
+    h = history[0]
+    assert h["clip_fraction"] == 0.0 and h["approx_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert all(map(lambda v: v == v, h.values()))   # no NaN
+    assert state["beta"] != 0.1 and h["beta"] == state["beta"]
+    assert any(not torch.equal(a, b) for a, b in zip(policy_before, policy.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(frozen_before, list(reference.parameters()) + list(reward.parameters())))
+
+
+def test_rollout_select():
+    from course_utils.generation import Rollout
+    ro = Rollout(torch.arange(12).view(3, 4), torch.ones(3, 4), torch.ones(3, 2), torch.zeros(3, 2),
+                 torch.tensor([True, False, True]), 2)
+    sub = ro.select([2, 0])
+    assert sub.input_ids[:, 0].tolist() == [8, 0] and sub.finished.tolist() == [True, True] and sub.prompt_length == 2

@@ -124,6 +124,14 @@ CASES = [
          ValueError, "target"),
     Case("ppo.adaptive_kl_beta", lambda: ppo.adaptive_kl_beta(0.1, 1.0, 1.0, 10, n_samples=0), ValueError,
          "n_samples"),
+    Case("ppo.ppo_step", lambda: ppo.ppo_step(lm(), rl_value_model(), lm(), rl_value_model(), tok()), ValueError,
+         "reference", unchanged=state),
+    Case("ppo.ppo_step", lambda: ppo.ppo_step(lm(), rl_value_model(), tiny()[0].__class__(tiny()[0].config),
+                                              rl_value_model(), tok()), ValueError, "value_model", unchanged=state),
+    Case("ppo.ppo_step", lambda: ppo.ppo_step(lm(), rl_value_model(), tiny()[0].__class__(tiny()[0].config),
+                                              ppo_reward(), tok(), lam=2.0), ValueError, "lam", unchanged=state),
+    Case("generation.Rollout.select", lambda: sampled().select([5]), ValueError, "rows"),
+    Case("generation.Rollout.select", lambda: sampled().select([]), ValueError, "rows"),
     # the loop
     Case("rl.RLConfig", lambda: rl.RLConfig(iterations=0, prompts_per_iteration=2), ValueError, "iterations"),
     Case("rl.RLConfig", lambda: rl.RLConfig(iterations=2, prompts_per_iteration=2, lr=0), ValueError, "lr"),
@@ -157,6 +165,12 @@ CASES = [
          lambda: runs.policy_gradient_policy(get_profile("smoke"), "05", "leave_one_out", policy=lm()), ValueError,
          "together", unchanged=state),
 ]
+
+
+@functools.cache
+def ppo_reward():
+    from course_utils.reward_model import reward_model_from_policy
+    return reward_model_from_policy(tiny()[0], seed=1)
 
 
 @functools.cache
