@@ -23,13 +23,15 @@ from pathlib import Path
 
 from . import _checks
 from .batching import collate_preference, collate_sft, encode_preference_dataset, encode_sft_dataset
-from .data import load_corpus, sft_dataset
+from .data import DOMAINS, INSTRUCTIONS, format_prompt, load_corpus, sft_dataset
 from .dpo import add_reference_logprobs, collate_dpo, dpo_objective, without_dropout
 from .losses import sft_step
 from .models import load_policy
+from .policy_gradient import ADVANTAGES, reinforce_step
 from .preferences import human_preference_pairs
 from .profiles import Profile
 from .reward_model import reward_model_from_policy, reward_step
+from .rl import RLConfig, finished_rl_run, train_rl
 from .training import TrainConfig, finished_run, train
 
 RUNS = Path("runs")       # relative to the notebook's folder, as notebooks run
@@ -39,6 +41,11 @@ RM_MAX_LENGTH = 96
 RM_STEPS = {"smoke": 50, "cpu": 400, "gpu": 1000}
 RM_LR = {"smoke": 1e-3, "cpu": 1e-3, "gpu": 1e-4}
 RM_BATCH = 32  # pairs per step
+# notebook 04's policy-gradient runs: iterations, and samples per prompt per iteration (all four instructions
+# are drawn at every iteration); learning rate, KL coefficient and response length for every profile
+PG_ITERATIONS = {"smoke": 3, "cpu": 30, "gpu": 200}
+PG_GROUP = {"smoke": 4, "cpu": 16, "gpu": 16}
+PG_LR, PG_BETA, PG_MAX_NEW_TOKENS = 1e-4, 0.3, 48
 
 
 def run_dir(notebook: str, name: str, profile) -> Path:
@@ -167,3 +174,42 @@ def dpo_policy(profile, notebook: str, policy=None, tokenizer=None):
     _from_earlier_or_train(model, objective, examples, collate, config,
                            run_dir("07", "dpo", profile), run_dir(notebook, "dpo", profile))
     return model.eval(), tokenizer
+
+
+def policy_gradient_recipe(profile, method: str):
+    """Notebook 04's REINFORCE run with the baseline ``method`` (``policy_gradient.ADVANTAGES``):
+    its prompts, loop config and the settings of ``policy_gradient.reinforce_step``."""
+    _check_profile("policy_gradient_recipe", profile)
+    _checks.choice("policy_gradient_recipe", "method", method, ADVANTAGES)
+    prompts = [format_prompt(INSTRUCTIONS[d]) for d in DOMAINS]
+    config = RLConfig(iterations=PG_ITERATIONS[profile.name], prompts_per_iteration=len(prompts), lr=PG_LR,
+                      seed=0, checkpoint_every=5, desc=f"REINFORCE ({method.replace('_', ' ')})")
+    settings = dict(method=method, group_size=PG_GROUP[profile.name], beta=PG_BETA, max_new_tokens=PG_MAX_NEW_TOKENS)
+    return prompts, config, settings
+
+
+def policy_gradient_policy(profile, notebook: str, method: str, policy=None, tokenizer=None, reward=None):
+    """Notebook 04's policy trained with REINFORCE and the baseline ``method``, in eval mode.
+
+    ``policy``/``tokenizer``/``reward``: the SFT policy (the reference), its tokenizer and
+    notebook 02's reward model, if the notebook has them already (all three, or none).
+    Loaded from notebook 04's finished run when it matches, else trained under ``notebook``'s own run."""
+    _checks.choice("policy_gradient_policy", "method", method, ADVANTAGES)
+    run_dir(notebook, method.replace("_", "-"), profile)
+    given = [m is not None for m in (policy, tokenizer, reward)]
+    if any(given) and not all(given):
+        raise ValueError("policy_gradient_policy: pass policy, tokenizer and reward (the reward model) together, "
+                         "or none")
+    if policy is None:
+        policy, tokenizer = sft_policy(profile, notebook)
+        reward, _ = reward_model(profile, notebook, policy, tokenizer)
+    trained = copy.deepcopy(policy)
+    prompts, config, settings = policy_gradient_recipe(profile, method)
+    step = reinforce_step(trained, policy, reward, tokenizer, **settings)
+    state = {"baseline": 0.0} if method == "moving_average" else {}
+    models, frozen = {"policy": trained}, {"reference": policy, "reward_model": reward}
+    earlier = replace(config, checkpoint_dir=str(run_dir("04", method.replace("_", "-"), profile)))
+    if not finished_rl_run(models, step, prompts, earlier, dict(state), frozen):
+        earlier = replace(config, checkpoint_dir=str(run_dir(notebook, method.replace("_", "-"), profile)))
+    train_rl(models, step, prompts, earlier, state, frozen)
+    return trained.eval()
