@@ -28,6 +28,7 @@ from .dpo import add_reference_logprobs, collate_dpo, dpo_objective, without_dro
 from .losses import sft_step
 from .models import load_policy
 from .policy_gradient import ADVANTAGES, reinforce_step
+from .ppo import ppo_step
 from .preferences import human_preference_pairs
 from .profiles import Profile
 from .reward_model import reward_model_from_policy, reward_step
@@ -188,21 +189,30 @@ def policy_gradient_recipe(profile, method: str):
     return prompts, config, settings
 
 
-def policy_gradient_policy(profile, notebook: str, method: str, policy=None, tokenizer=None, reward=None):
-    """Notebook 04's policy trained with REINFORCE and the baseline ``method``, in eval mode.
+def _sft_and_reward(where: str, profile, notebook: str, policy, tokenizer, reward):
+    given = [m is not None for m in (policy, tokenizer, reward)]
+    if any(given) and not all(given):
+        raise ValueError(f"{where}: pass policy, tokenizer and reward (the reward model) together, or none")
+    if policy is None:
+        policy, tokenizer = sft_policy(profile, notebook)
+        reward, _ = reward_model(profile, notebook, policy, tokenizer)
+    return policy, tokenizer, reward
+
+
+def policy_gradient_policy(profile, notebook: str, method: str, policy=None, tokenizer=None, reward=None,
+                           history: bool = False):
+    """Notebook 04's policy trained with REINFORCE and the baseline ``method``, in eval mode
+    (with ``history=True``: the policy and the run's history, one dict per iteration).
 
     ``policy``/``tokenizer``/``reward``: the SFT policy (the reference), its tokenizer and
     notebook 02's reward model, if the notebook has them already (all three, or none).
     Loaded from notebook 04's finished run when it matches, else trained under ``notebook``'s own run."""
     _checks.choice("policy_gradient_policy", "method", method, ADVANTAGES)
     run_dir(notebook, method.replace("_", "-"), profile)
-    given = [m is not None for m in (policy, tokenizer, reward)]
-    if any(given) and not all(given):
-        raise ValueError("policy_gradient_policy: pass policy, tokenizer and reward (the reward model) together, "
-                         "or none")
-    if policy is None:
-        policy, tokenizer = sft_policy(profile, notebook)
-        reward, _ = reward_model(profile, notebook, policy, tokenizer)
+    if not isinstance(history, bool):
+        raise TypeError(f"policy_gradient_policy: history must be True or False, got {history!r}")
+    policy, tokenizer, reward = _sft_and_reward("policy_gradient_policy", profile, notebook, policy, tokenizer,
+                                                reward)
     trained = copy.deepcopy(policy)
     prompts, config, settings = policy_gradient_recipe(profile, method)
     step = reinforce_step(trained, policy, reward, tokenizer, **settings)
@@ -211,5 +221,41 @@ def policy_gradient_policy(profile, notebook: str, method: str, policy=None, tok
     earlier = replace(config, checkpoint_dir=str(run_dir("04", method.replace("_", "-"), profile)))
     if not finished_rl_run(models, step, prompts, earlier, dict(state), frozen):
         earlier = replace(config, checkpoint_dir=str(run_dir(notebook, method.replace("_", "-"), profile)))
+    log = train_rl(models, step, prompts, earlier, state, frozen)
+    return (trained.eval(), log) if history else trained.eval()
+
+
+# notebook 05's PPO run: the same instructions, samples per iteration, learning rate, initial β and response
+# length as notebook 04's runs, so that both sample about as many tokens; several minibatch epochs per rollout
+PPO_ITERATIONS = PG_ITERATIONS
+PPO_SETTINGS = dict(kl_target=1.0, horizon=1000, gamma=1.0, lam=0.95, clip=0.2, value_clip=0.2, value_coef=0.1,
+                    entropy_coef=0.0, epochs=2, minibatches=2, max_new_tokens=PG_MAX_NEW_TOKENS)
+
+
+def ppo_recipe(profile):
+    """Notebook 05's PPO run: its prompts, loop config, the settings of ``ppo.ppo_step`` and the initial
+    state (the KL coefficient β, which the adaptive controller then moves)."""
+    _check_profile("ppo_recipe", profile)
+    prompts = [format_prompt(INSTRUCTIONS[d]) for d in DOMAINS]
+    config = RLConfig(iterations=PPO_ITERATIONS[profile.name], prompts_per_iteration=len(prompts), lr=PG_LR,
+                      seed=0, checkpoint_every=5, desc="PPO")
+    return prompts, config, dict(PPO_SETTINGS, samples_per_prompt=PG_GROUP[profile.name]), {"beta": PG_BETA}
+
+
+def ppo_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None):
+    """Notebook 05's policy trained with PPO (and its value model), in eval mode: ``(policy, value_model)``.
+
+    ``policy``/``tokenizer``/``reward``: the SFT policy (the reference), its tokenizer and notebook 02's
+    reward model (the value model starts as its copy), if the notebook has them already (all three, or none).
+    Loaded from notebook 05's finished run when it matches, else trained under ``notebook``'s own run."""
+    run_dir(notebook, "ppo", profile)
+    policy, tokenizer, reward = _sft_and_reward("ppo_policy", profile, notebook, policy, tokenizer, reward)
+    trained, critic = copy.deepcopy(policy), copy.deepcopy(reward)
+    prompts, config, settings, state = ppo_recipe(profile)
+    step = ppo_step(trained, critic, policy, reward, tokenizer, **settings)
+    models, frozen = {"policy": trained, "value": critic}, {"reference": policy, "reward_model": reward}
+    earlier = replace(config, checkpoint_dir=str(run_dir("05", "ppo", profile)))
+    if not finished_rl_run(models, step, prompts, earlier, dict(state), frozen):
+        earlier = replace(config, checkpoint_dir=str(run_dir(notebook, "ppo", profile)))
     train_rl(models, step, prompts, earlier, state, frozen)
-    return trained.eval()
+    return trained.eval(), critic.eval()

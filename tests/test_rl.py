@@ -89,3 +89,17 @@ def test_each_iteration_gets_its_own_seed_and_the_history_records_metrics_and_st
     history = train_rl({"policy": make_tiny_lm()}, step, PROMPTS, config, state={"beta": 0.5})
     assert seeds == [iteration_seed(config, k) for k in range(3)] and len(set(seeds)) == 3
     assert history == [{"iteration": k, "n": 2.0, "beta": 0.5 * 2 ** (k + 1)} for k in range(3)]
+
+
+def test_ppo_recipe_samples_what_rloo_samples():
+    """Notebook 05 compares PPO with notebook 04's RLOO at one sampling budget: the same instructions,
+    iterations, samples per instruction, response length, learning rate and initial β."""
+    from course_utils.profiles import get_profile
+    from course_utils.runs import policy_gradient_recipe, ppo_recipe
+    for name in ("smoke", "cpu"):
+        prompts, config, settings, state = ppo_recipe(get_profile(name))
+        pg_prompts, pg_config, pg_settings = policy_gradient_recipe(get_profile(name), "leave_one_out")
+        assert prompts == pg_prompts and config.iterations == pg_config.iterations and config.lr == pg_config.lr
+        assert settings["samples_per_prompt"] == pg_settings["group_size"]
+        assert settings["max_new_tokens"] == pg_settings["max_new_tokens"] and state == {"beta": pg_settings["beta"]}
+        assert settings["epochs"] * settings["minibatches"] > 1      # several updates per rollout

@@ -164,6 +164,13 @@ CASES = [
     Case("runs.policy_gradient_policy",
          lambda: runs.policy_gradient_policy(get_profile("smoke"), "05", "leave_one_out", policy=lm()), ValueError,
          "together", unchanged=state),
+    Case("runs.policy_gradient_policy",
+         lambda: runs.policy_gradient_policy(get_profile("smoke"), "05", "leave_one_out", history="yes"), TypeError,
+         "history"),
+    Case("runs.ppo_recipe", lambda: runs.ppo_recipe("cpu"), TypeError, "profile"),
+    Case("runs.ppo_policy", lambda: runs.ppo_policy(get_profile("smoke"), "09", policy=lm(), tokenizer=tok()),
+         ValueError, "together", unchanged=state),
+    Case("runs.ppo_policy", lambda: runs.ppo_policy(get_profile("smoke"), "notebook 9"), ValueError, "notebook"),
 ]
 
 
