@@ -37,9 +37,10 @@ from .training import TrainConfig, finished_run, train
 
 RUNS = Path("runs")       # relative to the notebook's folder, as notebooks run
 SFT_MAX_LENGTH = 96       # notebook 01: prompt (21 tokens) + response + end
-RM_MAX_LENGTH = 96
-# notebook 02's reward model: optimiser steps (each pair seen once) and learning rate, per profile
-RM_STEPS = {"smoke": 50, "cpu": 400, "gpu": 1000}
+# notebook 02's reward model, per profile: tokens per text (prompt + response; smoke truncates the longest
+# tenth of the texts to fit a minute), optimiser steps (each pair seen once) and learning rate
+RM_MAX_LENGTH = {"smoke": 64, "cpu": 96, "gpu": 96}
+RM_STEPS = {"smoke": 40, "cpu": 400, "gpu": 1000}
 RM_LR = {"smoke": 1e-3, "cpu": 1e-3, "gpu": 1e-4}
 RM_BATCH = 32  # pairs per step
 # notebook 04's policy-gradient runs: iterations, and samples per prompt per iteration (all four instructions
@@ -102,7 +103,7 @@ def reward_recipe(profile, tokenizer, length_bias: float = 0.0):
     # enough pairs that every one is seen once (a fifth of random pairs tie and are dropped)
     pairs = human_preference_pairs(load_corpus("train"), steps * RM_BATCH * 5 // 4 + 64, seed=0,
                                    length_bias=length_bias)
-    examples = encode_preference_dataset(tokenizer, pairs, RM_MAX_LENGTH)
+    examples = encode_preference_dataset(tokenizer, pairs, RM_MAX_LENGTH[profile.name])
     config = TrainConfig(steps=steps, batch_size=RM_BATCH, lr=RM_LR[profile.name],
                          warmup_steps=steps // 10, log_every=5, seed=0,
                          desc="reward model" + (f" (length bias {length_bias})" if length_bias else ""))
@@ -144,7 +145,7 @@ def dpo_pairs(profile, tokenizer, reference, pairs=None):
     _checks.model("dpo_pairs", "reference", reference)
     if pairs is None:
         pairs = human_preference_pairs(load_corpus("train"), DPO_PAIRS[profile.name], seed=0)
-    encoded = encode_preference_dataset(tokenizer, pairs, RM_MAX_LENGTH)
+    encoded = encode_preference_dataset(tokenizer, pairs, DPO_MAX_LENGTH + 1)  # a pair cut at the limit is too long
     keep = [dict(row, pair=i) for i, row in enumerate(encoded)
             if max(len(row["chosen_input_ids"]), len(row["rejected_input_ids"])) <= DPO_MAX_LENGTH]
     return add_reference_logprobs(reference, keep, tokenizer.pad_token_id)
