@@ -32,6 +32,16 @@ def _check_same_shape(where: str, **tensors):
                          + ", ".join(f"{n} {s}" for n, s in shapes.items()))
 
 
+def _check_reward_inputs(where: str, score, logp, mask, beta) -> torch.Tensor:
+    """score [B], logp [B, T], a mask of logp's shape and beta >= 0, checked; returns the mask as floats."""
+    _checks.tensor(where, "score", score, dims=1, floating=True)
+    _checks.tensor(where, "logp", logp, dims=2, floating=True)
+    _checks.number(where, "beta", beta, nonnegative=True)
+    if score.shape[0] != logp.shape[0]:
+        raise ValueError(f"{where}: score has {score.shape[0]} entries but logp has {logp.shape[0]} rows")
+    return _check_mask(where, mask, logp)
+
+
 def _check_mask(where: str, mask, like):
     """``mask`` (0/1: bool, integer or float) of ``like``'s shape, as ``like``'s float dtype."""
     _checks.tensor(where, "mask", mask)
@@ -88,12 +98,7 @@ def kl_penalised_reward(score: torch.Tensor, logp: torch.Tensor, logp_ref: torch
     under the policy that sampled and under the reference), mask [B, T] -> [B].
     With k1 (the default) Σ_t k(t) = log π(y|x) - log π_ref(y|x), whose mean over
     samples is exactly KL(π ‖ π_ref)."""
-    _checks.tensor("kl_penalised_reward", "score", score, dims=1, floating=True)
-    _checks.tensor("kl_penalised_reward", "logp", logp, dims=2, floating=True)
-    _checks.number("kl_penalised_reward", "beta", beta, nonnegative=True)
-    if score.shape[0] != logp.shape[0]:
-        raise ValueError(f"kl_penalised_reward: score has {score.shape[0]} entries but logp has {logp.shape[0]} rows")
-    m = _check_mask("kl_penalised_reward", mask, logp)
+    m = _check_reward_inputs("kl_penalised_reward", score, logp, mask, beta)
     return score - beta * (kl_estimate(logp, logp_ref, kind) * m).sum(-1)
 
 

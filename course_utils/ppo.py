@@ -18,7 +18,7 @@ import torch
 
 from . import _checks
 from .generation import Rollout, positions
-from .policy_gradient import _check_mask, _check_same_shape, kl_estimate, masked_mean
+from .policy_gradient import _check_mask, _check_reward_inputs, _check_same_shape, kl_estimate, masked_mean
 
 
 def values(value_model, rollout: Rollout) -> torch.Tensor:
@@ -46,12 +46,7 @@ def token_rewards(score: torch.Tensor, logp: torch.Tensor, logp_ref: torch.Tenso
 
     score [B], logp and logp_ref [B, T], mask [B, T] (each row's 1s first, then 0s)
     -> [B, T], 0 on padding. Summed over t it is ``kl_penalised_reward``."""
-    _checks.tensor("token_rewards", "score", score, dims=1, floating=True)
-    _checks.tensor("token_rewards", "logp", logp, dims=2, floating=True)
-    _checks.number("token_rewards", "beta", beta, nonnegative=True)
-    if score.shape[0] != logp.shape[0]:
-        raise ValueError(f"token_rewards: score has {score.shape[0]} entries but logp has {logp.shape[0]} rows")
-    m = _check_mask("token_rewards", mask, logp)
+    m = _check_reward_inputs("token_rewards", score, logp, mask, beta)
     lengths = m.sum(-1).long()
     if (lengths == 0).any():
         raise ValueError("token_rewards: a row of mask is all 0 (a response with no token)")

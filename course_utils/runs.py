@@ -94,6 +94,16 @@ def sft_policy(profile, notebook: str):
     return model.eval(), tokenizer
 
 
+def _sft_given(where: str, profile, notebook: str, policy, tokenizer):
+    """The SFT policy and tokenizer that a notebook passed, or notebook 01's (loaded or trained)."""
+    if (policy is None) != (tokenizer is None):
+        raise ValueError(f"{where}: pass policy and tokenizer together (the SFT policy and its tokenizer), "
+                         "or neither")
+    if policy is None:
+        policy, tokenizer = sft_policy(profile, notebook)
+    return policy, tokenizer
+
+
 def reward_recipe(profile, tokenizer, length_bias: float = 0.0):
     """Notebook 02's reward model run on human preference pairs (optionally length-biased)."""
     _check_profile("reward_recipe", profile)
@@ -114,11 +124,7 @@ def reward_model(profile, notebook: str, policy=None, tokenizer=None):
     """Notebook 02's reward model (unbiased labels), in eval mode, with its tokenizer;
     ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already."""
     run_dir(notebook, "reward", profile)
-    if (policy is None) != (tokenizer is None):
-        raise ValueError("reward_model: pass policy and tokenizer together (the SFT policy and its tokenizer), "
-                         "or neither")
-    if policy is None:
-        policy, tokenizer = sft_policy(profile, notebook)
+    policy, tokenizer = _sft_given("reward_model", profile, notebook, policy, tokenizer)
     model = reward_model_from_policy(policy)
     examples, collate, config = reward_recipe(profile, tokenizer)
     _from_earlier_or_train(model, reward_step, examples, collate, config,
@@ -165,11 +171,7 @@ def dpo_policy(profile, notebook: str, policy=None, tokenizer=None):
     """Notebook 07's DPO policy (trained from the SFT policy on human pairs), in eval mode, with its tokenizer;
     ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already (it is not changed)."""
     run_dir(notebook, "dpo", profile)
-    if (policy is None) != (tokenizer is None):
-        raise ValueError("dpo_policy: pass policy and tokenizer together (the SFT policy and its tokenizer), "
-                         "or neither")
-    if policy is None:
-        policy, tokenizer = sft_policy(profile, notebook)
+    policy, tokenizer = _sft_given("dpo_policy", profile, notebook, policy, tokenizer)
     model = without_dropout(copy.deepcopy(policy))
     examples = dpo_pairs(profile, tokenizer, model)
     collate, config, objective = dpo_recipe(profile, tokenizer)
