@@ -136,3 +136,11 @@ def context_length(model) -> int | None:
     """The most positions ``model`` embeds (GPT-2: ``n_positions``), or ``None`` if it does not say."""
     config = getattr(model, "config", None)
     return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+
+def within_context(where: str, length: int, model, said: str, fix: str):
+    """Refuse sequences longer than ``model``'s context: "<where>: <said> the model's context
+    of C; <fix> <= C" (``said`` names the argument and its length)."""
+    context = context_length(model)
+    if context and length > context:
+        raise ValueError(f"{where}: {said} the model's context of {context}; {fix} <= {context}")

@@ -73,10 +73,8 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
                          f"[B, T] shape, got {tuple(input_ids.shape)}, {tuple(attention_mask.shape)}, "
                          f"{tuple(completion_mask.shape)}")
     _checks.vocabulary("sequence_logprobs", "input_ids", input_ids, model)
-    context = _checks.context_length(model)
-    if context and input_ids.shape[1] > context:
-        raise ValueError(f"sequence_logprobs: input_ids has {input_ids.shape[1]} tokens per sequence, more than "
-                         f"the model's context of {context}; encode with max_length <= {context}")
+    _checks.within_context("sequence_logprobs", input_ids.shape[1], model,
+                           f"input_ids has {input_ids.shape[1]} tokens per sequence, more than", "encode with max_length")
     if completion_mask[:, 0].any():
         raise ValueError("sequence_logprobs: the first token of a sequence cannot be scored (nothing precedes it): "
                          "every sequence needs at least one prompt token (completion_mask[:, 0] must be 0)")

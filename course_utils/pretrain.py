@@ -50,10 +50,8 @@ def heldout_loss(model, blocks: torch.Tensor, batch_size: int = 64) -> float:
         raise ValueError(f"heldout_loss: blocks must hold at least one block of >= 2 tokens, "
                          f"got shape {tuple(blocks.shape)}")
     _checks.vocabulary("heldout_loss", "blocks", blocks, model)
-    context = _checks.context_length(model)
-    if context and blocks.shape[1] > context:
-        raise ValueError(f"heldout_loss: blocks of {blocks.shape[1]} tokens exceed the model's context of "
-                         f"{context}; pack them with block <= {context}")
+    _checks.within_context("heldout_loss", blocks.shape[1], model, f"blocks of {blocks.shape[1]} tokens exceed",
+                           "pack them with block")
     was_training = model.training
     model.eval()
     total, count = 0.0, 0

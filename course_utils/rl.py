@@ -29,7 +29,7 @@ import torch
 
 from . import _checks
 from .progress import Progress
-from .training import (TrainConfig, _differences, _digest, _read_checkpoint, _save_checkpoint, batch_indices,
+from .training import (TrainConfig, _digest, _finished, _restore, _resume, _save_checkpoint, batch_indices,
                        make_optimizer, seed_everything)
 
 _NOT_IN_FINGERPRINT = ("desc", "checkpoint_dir", "checkpoint_every")
@@ -127,15 +127,8 @@ def finished_rl_run(models: dict, step, prompts, config: RLConfig, state: dict |
     trainable, state, frozen_models = _check_run("finished_rl_run", models, step, prompts, config, state, frozen)
     if config.checkpoint_dir is None:
         raise ValueError("finished_rl_run: config.checkpoint_dir is None; name the run directory to look in")
-    file = Path(config.checkpoint_dir) / "checkpoint.pt"
-    if not file.exists():
-        return False
-    try:
-        saved = _read_checkpoint(file)
-    except _checks.CheckpointError:
-        return False
-    return saved["step"] >= config.iterations and not _differences(
-        saved["fingerprint"], _fingerprint(trainable, step, prompts, config, state, frozen_models))
+    return _finished(config.checkpoint_dir, config.iterations,
+                     lambda: _fingerprint(trainable, step, prompts, config, state, frozen_models))
 
 
 def train_rl(models: dict, step, prompts, config: RLConfig, state: dict | None = None,
@@ -156,25 +149,10 @@ def train_rl(models: dict, step, prompts, config: RLConfig, state: dict | None =
     trainable, state, frozen_models = _check_run("train_rl", models, step, prompts, config, state, frozen)
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     fingerprint = _fingerprint(trainable, step, prompts, config, state, frozen_models) if ckpt else None
-    start, history, saved = 0, [], None
-    if ckpt and (ckpt / "checkpoint.pt").exists():
-        saved = _read_checkpoint(ckpt / "checkpoint.pt")
-        differ = _differences(saved["fingerprint"], fingerprint)
-        if differ == ["the initial weights"] and fingerprint["initial weights"] == _digest(dict(saved["model"])):
-            differ, fingerprint = [], saved["fingerprint"]  # the interrupted models themselves, passed again
-        if differ:
-            raise ValueError(f"train_rl: {ckpt / 'checkpoint.pt'} belongs to another run: {', '.join(differ)} "
-                             f"differ. Delete {ckpt} to train this run from scratch, or choose another "
-                             "config.checkpoint_dir.")
-        start, history = saved["step"], saved["history"]
+    saved, fingerprint, start, history = _resume("train_rl", ckpt, fingerprint)
     optimizer = make_optimizer(trainable, TrainConfig(steps=config.iterations, lr=config.lr))
     if saved is not None:
-        try:
-            trainable.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise _checks.CheckpointError(f"train_rl: {ckpt / 'checkpoint.pt'} does not fit these models "
-                                          f"({str(err).splitlines()[0]}). Delete {ckpt} to retrain.") from err
+        _restore("train_rl", ckpt, saved, trainable, optimizer, "these models")
         if history:
             state.update({k: history[-1][k] for k in state})
     trainable.eval()

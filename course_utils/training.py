@@ -229,16 +229,50 @@ def finished_run(model, loss_fn, examples, collate, config: TrainConfig) -> bool
     _check_config("finished_run", config)
     if config.checkpoint_dir is None:
         raise ValueError("finished_run: config.checkpoint_dir is None; name the run directory to look in")
-    file = Path(config.checkpoint_dir) / "checkpoint.pt"
+    return _finished(config.checkpoint_dir, config.steps, lambda: _run_fingerprint(
+        model, loss_fn, examples, _first_batch(examples, collate, config), config))
+
+
+def _finished(checkpoint_dir, total: int, fingerprint) -> bool:
+    """Whether ``checkpoint_dir`` holds a readable checkpoint of ``total`` steps whose run
+    fingerprint equals ``fingerprint()`` (computed only when there is one to compare)."""
+    file = Path(checkpoint_dir) / "checkpoint.pt"
     if not file.exists():
         return False
     try:
         saved = _read_checkpoint(file)
     except CheckpointError:
         return False
-    first_batch = _first_batch(examples, collate, config)
-    return saved["step"] >= config.steps and not _differences(
-        saved["fingerprint"], _run_fingerprint(model, loss_fn, examples, first_batch, config))
+    return saved["step"] >= total and not _differences(saved["fingerprint"], fingerprint())
+
+
+def _resume(where: str, ckpt: Path | None, fingerprint: dict | None):
+    """The checkpoint in ``ckpt`` to resume, if any: ``(saved, fingerprint, start, history)``.
+
+    A checkpoint of another run (its fingerprint differs) is refused with what differs; the
+    one exception is the interrupted model itself passed in again, whose weights are the
+    checkpoint's rather than the run's initial ones."""
+    if not (ckpt and (ckpt / "checkpoint.pt").exists()):
+        return None, fingerprint, 0, []
+    saved = _read_checkpoint(ckpt / "checkpoint.pt")
+    differ = _differences(saved["fingerprint"], fingerprint)
+    if differ == ["the initial weights"] and fingerprint["initial weights"] == _digest(dict(saved["model"])):
+        differ, fingerprint = [], saved["fingerprint"]  # the interrupted model itself, passed again
+    if differ:
+        raise ValueError(f"{where}: {ckpt / 'checkpoint.pt'} belongs to another run: {', '.join(differ)} "
+                         f"differ. Delete {ckpt} to train this run from scratch, or choose another "
+                         "config.checkpoint_dir.")
+    return saved, fingerprint, saved["step"], saved["history"]
+
+
+def _restore(where: str, ckpt: Path, saved: dict, model, optimizer, what: str):
+    """Load a checkpoint's weights and optimizer state; a mismatch is a ``CheckpointError``."""
+    try:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{where}: {ckpt / 'checkpoint.pt'} does not fit {what} "
+                              f"({str(err).splitlines()[0]}). Delete {ckpt} to retrain.") from err
 
 
 def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, eval_every: int = 0):
@@ -285,26 +319,11 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
                               and torch.cuda.is_bf16_supported())
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     fingerprint = _run_fingerprint(model, loss_fn, examples, first_batch, config) if ckpt else None
-    start, history, saved = 0, [], None
-    if ckpt and (ckpt / "checkpoint.pt").exists():
-        saved = _read_checkpoint(ckpt / "checkpoint.pt")
-        differ = _differences(saved["fingerprint"], fingerprint)
-        if differ == ["the initial weights"] and fingerprint["initial weights"] == _digest(dict(saved["model"])):
-            differ, fingerprint = [], saved["fingerprint"]  # the interrupted model itself, passed again
-        if differ:
-            raise ValueError(f"train: {ckpt / 'checkpoint.pt'} belongs to another run: {', '.join(differ)} "
-                             f"differ. Delete {ckpt} to train this run from scratch, or choose another "
-                             "config.checkpoint_dir.")
-        start, history = saved["step"], saved["history"]
+    saved, fingerprint, start, history = _resume("train", ckpt, fingerprint)
     was_training = model.training
     optimizer = make_optimizer(model, config)
     if saved is not None:
-        try:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"train: {ckpt / 'checkpoint.pt'} does not fit this model or optimizer "
-                                  f"({str(err).splitlines()[0]}). Delete {ckpt} to retrain.") from err
+        _restore("train", ckpt, saved, model, optimizer, "this model or optimizer")
     if start >= config.steps:
         print(f"Loaded the finished run from {ckpt / 'checkpoint.pt'} ({start} steps); nothing was trained. "
               f"Delete {ckpt} to retrain.")
