@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from . import _checks
+from .logprobs import token_logprobs
 
 
 @dataclass
@@ -221,11 +222,11 @@ def response_logprobs(model, rollout: Rollout, entropy: bool = False):
         raise TypeError(f"response_logprobs: entropy must be True or False, got {entropy!r}")
     p = rollout.prompt_length
     logits = model(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
-                   position_ids=positions(rollout.attention_mask)).logits[:, p - 1:-1].float()   # [B, T, V]
-    logp_all = logits.log_softmax(-1)
-    logps = logp_all.gather(-1, rollout.responses[..., None]).squeeze(-1) * rollout.response_mask
+                   position_ids=positions(rollout.attention_mask)).logits[:, p - 1:-1]   # [B, T, V]
+    logps = token_logprobs(logits, rollout.responses) * rollout.response_mask
     if not entropy:
         return logps
+    logp_all = logits.float().log_softmax(-1)
     ent = -(logp_all.exp() * logp_all).sum(-1) * rollout.response_mask
     return logps, ent
 
