@@ -8,10 +8,13 @@ from a config (never downloaded):
 - on a GPU, GPT-2 (124M)'s shape: 12 layers, width 768, 50,257 tokens, context 1,024;
 - on the CPU, the course's tiny model's shape (4 layers, width 256, 4,096 tokens,
   context 128), the model every CPU notebook trains, so that ``make bench`` fits
-  15 minutes on two cores.
+  15 minutes on two cores; for the memory of long responses' log-probs, the same
+  body with GPT-2's vocabulary and context (``tiny-gpt2-vocab``), where, as in
+  GPT-2, the logits are what fills memory.
 
-Timing: each side runs ``reps`` repetitions, the sides INTERLEAVED (A B, B A, A B, ...),
-the first repetition of each a warm-up that is not counted. On a shared machine the
+Timing: each side runs ``reps`` repetitions, the sides INTERLEAVED (A B, B A, A B, ...), after
+a warm-up (the first steps of every training run, a first repetition of the others) that is not
+counted. On a shared machine the
 absolute tokens/s move with the load; the ratio of two sides timed back to back moves
 much less, so each repetition gives one paired ratio and the benchmark reports their
 median (and range) beside the median tokens/s.
@@ -50,6 +53,8 @@ SHAPES = {
     "tiny": dict(TINY_CONFIG),
     "gpt2": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
                  resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1),
+    # the tiny body with GPT-2's vocabulary and context: where the logits, not the body, fill memory
+    "tiny-gpt2-vocab": dict(TINY_CONFIG, vocab_size=50257, n_positions=1024),
 }
 # dense bf16 peak of the GPUs the MFU is quoted against (TFLOP/s, without sparsity)
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "T4": 65.0}
@@ -189,18 +194,20 @@ class Clock:
         return self.times[steps - 1] - self.times[warmup]
 
 
-def interleaved(sides: dict, reps: int) -> dict:
-    """Run each side's ``run()`` (-> (tokens, seconds)) ``reps`` times, alternating the order (A B, B A, ...).
-    The first repetition is a warm-up. Returns, per side, the tokens/s of every counted repetition."""
+def interleaved(sides: dict, reps: int, warmup_rep: bool = False) -> dict:
+    """Run each side's ``run()`` (-> (tokens, seconds)) ``reps`` times, alternating the order (A B, B A, ...);
+    with ``warmup_rep`` the first repetition is a warm-up, not counted (where a run has no warm-up steps of
+    its own). Returns, per side, the tokens/s of every counted repetition."""
     names = list(sides)
     out = {name: [] for name in names}
     for r in range(reps):
         for name in (names if r % 2 == 0 else names[::-1]):
             gc.collect()
             tokens, seconds = sides[name]()
-            if r > 0:
+            counted = r > 0 or not warmup_rep
+            if counted:
                 out[name].append(tokens / seconds)
-            print(f"  rep {r}{' (warm-up)' if r == 0 else ''} {name:>24s}: {tokens / seconds:10.0f} tokens/s",
+            print(f"  rep {r}{'' if counted else ' (warm-up)'} {name:>26s}: {tokens / seconds:10.0f} tokens/s",
                   flush=True)
     return out
 
@@ -270,15 +277,17 @@ def peak_memory(fn, model) -> float:
 
 # ---------------------------------------------------------------- command line and results
 
-def arguments(description: str) -> argparse.Namespace:
+def arguments(description: str, default_shape=None) -> argparse.Namespace:
+    """The benchmark's options; ``default_shape``: {"cpu": shape, "cuda": shape} (default: tiny and gpt2)."""
+    default_shape = default_shape or {"cpu": "tiny", "cuda": "gpt2"}
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--shape", choices=sorted(SHAPES), default=None,
-                        help="model shape (default: gpt2 on a GPU, tiny on the CPU)")
+                        help=f"model shape (default: {default_shape['cuda']} on a GPU, {default_shape['cpu']} on the CPU)")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per side, the first a warm-up")
     parser.add_argument("--quick", action="store_true", help="a few seconds: checks that the script runs")
     parser.add_argument("--out", default=None, help="append the result rows (JSON lines) to this file")
     args = parser.parse_args()
-    args.shape = args.shape or ("gpt2" if torch.cuda.is_available() else "tiny")
+    args.shape = args.shape or default_shape[device()]
     return args
 
 

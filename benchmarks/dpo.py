@@ -19,11 +19,11 @@ from functools import partial
 import torch
 
 import common
-from sft import _Tick, batches, trainer_args
+from sft import _Tick, batches, quietly, trainer_args
 
 PAIRS_PER_BATCH = {"tiny": 16, "gpt2": 8}
 MAX_LENGTH = {"tiny": 76, "gpt2": 1024}  # tiny: notebook 07's DPO_MAX_LENGTH
-STEPS, WARMUP = 8, 2
+STEPS, WARMUP = 7, 2
 LR, BETA = 1e-4, 0.1
 
 
@@ -43,21 +43,20 @@ def encoded_pairs(tok, n: int, max_length: int, reference) -> tuple[list[dict], 
     return rows, [texts[i] for i in keep]
 
 
-def course_side(model, rows, tok, batch_size, steps, clock_out):
-    from course_utils.dpo import collate_dpo, dpo_objective
+def course_side(model, rows, tok, batch_size, steps, clock, **step_options):
+    from course_utils.dpo import collate_dpo, dpo_step
     from course_utils.training import TrainConfig, train
-
-    clock = common.Clock()
-    objective = dpo_objective("sigmoid", BETA)
 
     def dpo_timed(m, batch):  # the course's objective, with a timestamp at the start of every step
         clock.tick()
-        return objective(m, batch)
+        return dpo_step(m, batch, "sigmoid", BETA, **step_options)
 
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=LR, warmup_steps=1, log_every=10, seed=0)
-    with contextlib.redirect_stdout(io.StringIO()):
-        train(model, dpo_timed, rows, partial(collate_dpo, pad_token_id=tok.pad_token_id), config)
-    clock_out.append(clock)
+
+    def run():
+        with contextlib.redirect_stdout(io.StringIO()):
+            train(model, dpo_timed, rows, partial(collate_dpo, pad_token_id=tok.pad_token_id), config)
+    return run
 
 
 def trl_trainer(model, ordered_texts, tok, batch_size, steps, clock):
@@ -66,17 +65,13 @@ def trl_trainer(model, ordered_texts, tok, batch_size, steps, clock):
 
     args = trainer_args(DPOConfig, batch_size, steps, beta=BETA, loss_type=["sigmoid"], max_length=None,
                         precompute_ref_log_probs=True, precompute_ref_batch_size=64)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(ordered_texts),
-                          processing_class=tok, callbacks=[_Tick.make(clock)])
+    return quietly(lambda: DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(ordered_texts),
+                                      processing_class=tok, callbacks=[_Tick.make(clock)]))
 
 
-def trl_side(model, ordered_texts, tok, batch_size, steps, clock_out):
-    clock = common.Clock()
+def trl_side(model, ordered_texts, tok, batch_size, steps, clock):
     trainer = trl_trainer(model, ordered_texts, tok, batch_size, steps, clock)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        trainer.train()
-    clock_out.append(clock)
+    return lambda: quietly(trainer.train)
 
 
 def check_same_ids(trainer, ordered_rows):
@@ -93,7 +88,7 @@ def main():
     tok = common.tokenizer()
     batch_size = 4 if args.quick else PAIRS_PER_BATCH[args.shape]
     steps, warmup = (4, 1) if args.quick else (STEPS, WARMUP)
-    reps = args.reps or (2 if args.quick else 4)
+    reps = args.reps or (2 if args.quick else 3)
     n = batch_size * 8
     init = common.new_model(args.shape, tok, dropout=False).state_dict()
 
@@ -120,9 +115,9 @@ def main():
         side, data = runs[name]
 
         def run():
-            clocks = []
-            side(fresh(), data, tok, batch_size, steps, clocks)
-            return tokens, clocks[0].seconds(warmup, steps)
+            clock = common.Clock()
+            side(fresh(), data, tok, batch_size, steps, clock)()
+            return tokens, clock.seconds(warmup, steps)
         return run
 
     seq = tokens / ((steps - 1 - warmup) * batch_size * 2)
@@ -131,9 +126,9 @@ def main():
           f"on {dev}", flush=True)
     summary = common.summarise(common.interleaved({name: timed(name) for name in runs}, reps), "course")
     memory = {}
-    for name, (side, data) in runs.items():
+    for name, (side, data) in runs.items():  # two steps: the second has the optimizer's state too
         model = fresh()
-        memory[name] = common.peak_memory(lambda: side(model, data, tok, batch_size, warmup + 2, []), model)
+        memory[name] = common.peak_memory(side(model, data, tok, batch_size, 2, common.Clock()), model)
     settings = {
         "course": "add_reference_logprobs once; training.train + dpo_objective('sigmoid', 0.1); AdamW "
                   + ("fused" if dev == "cuda" else "(for-loop)"),

@@ -3,8 +3,11 @@ against the plain ``log_softmax`` over the full logits, with equal results.
 
 The plain way, ``model(...).logits.float().log_softmax(-1).gather(...)``, holds the whole [B, T, V]
 logits and a float32 [B, T, V] log-softmax at once (and with gradients, autograd keeps the latter
-until the backward pass). Both are measured scoring a batch of long responses (the context full) as
-a frozen reference does (no gradient) and as a trained policy does (forward and backward).
+until the backward pass). The course's default on the CPU takes the log-softmax one sequence at a
+time from the full logits; its chunked path (``chunked=True``, the default on CUDA) never forms the
+full logits (``logprobs.selected_logprobs``). Each is measured scoring a batch of long responses (the
+context full) as a frozen reference does (no gradient) and as a trained policy does (forward and
+backward).
 """
 
 from __future__ import annotations
@@ -12,9 +15,15 @@ from __future__ import annotations
 import torch
 
 import common
+from course_utils.logprobs import CHUNK_LOGITS
 
-BATCH = {"tiny": 64, "gpt2": 8}
-LENGTH = {"tiny": 128, "gpt2": 1024}   # the model's whole context
+BATCH = {"tiny": 64, "tiny-gpt2-vocab": 2, "gpt2": 8}
+DEFAULT_SHAPE = {"cpu": "tiny-gpt2-vocab", "cuda": "gpt2"}
+SETTINGS = {"course": "sequence_logprobs(chunked=False): full logits, log-softmax one sequence at a time",
+            "course, chunked": f"sequence_logprobs(chunked=True): response positions only, at most "
+                               f"{CHUNK_LOGITS:,} logits at a time, checkpointed with gradients",
+            "plain log_softmax": "full logits, float32 log_softmax of the batch, gather"}
+LENGTH = {"tiny": 128, "tiny-gpt2-vocab": 512, "gpt2": 1024}   # long responses
 
 
 def plain(model, batch):
@@ -24,23 +33,28 @@ def plain(model, batch):
     return (logps * batch["completion_mask"][:, 1:]).sum(-1)
 
 
-def course(model, batch):
+def course(model, batch, chunked=False):
     from course_utils.logprobs import sequence_logprobs
-    return sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+    return sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"],
+                             chunked=chunked)
+
+
+def course_chunked(model, batch):
+    return course(model, batch, chunked=True)
 
 
 def main():
-    args = common.arguments(__doc__.splitlines()[0])
+    args = common.arguments(__doc__.splitlines()[0], default_shape=DEFAULT_SHAPE)
     dev = common.device()
     tok = common.tokenizer()
     batch_size = 4 if args.quick else BATCH[args.shape]
     length = 32 if args.quick else LENGTH[args.shape]
-    reps = args.reps or (2 if args.quick else 4)
+    reps = args.reps or (2 if args.quick else 3)
     from course_utils.batching import collate_sft
     batch = {k: v.to(dev) for k, v in collate_sft(common.long_sft_rows(tok, batch_size, length),
                                                   tok.pad_token_id).items()}
     model = common.new_model(args.shape, tok, dropout=False, device=dev).eval()
-    sides = {"course": course, "plain log_softmax": plain}
+    sides = {"course": course, "course, chunked": course_chunked, "plain log_softmax": plain}
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda")
 
     def score(fn):          # a frozen reference: no gradient
@@ -54,7 +68,7 @@ def main():
 
     with torch.no_grad():
         values = {name: score(fn) for name, fn in sides.items()}
-    differ = (values["course"] - values["plain log_softmax"]).abs().max().item()
+    differ = max((values[name] - values["plain log_softmax"]).abs().max().item() for name in values)
     assert differ < 1e-3, f"the course's log-probs differ from the plain ones by {differ}"
     tokens = batch_size * length
     print(f"log-probs: {args.shape} shape, {batch_size} responses of {length} tokens, vocabulary "
@@ -69,15 +83,14 @@ def main():
                 clock.tick()
                 return tokens, clock.seconds(0, 2)
             return go
-        summary = common.summarise(common.interleaved({n: timed(fn) for n, fn in sides.items()}, reps), "course")
+        summary = common.summarise(common.interleaved({n: timed(fn) for n, fn in sides.items()}, reps, warmup_rep=True), "course")
         for name, fn in sides.items():
             memory = common.peak_memory(lambda: run(fn), model)
             rows.append({"benchmark": f"logprobs ({mode})", "side": name, "shape": args.shape, "device": dev,
                          "precision": "bf16 autocast" if dev == "cuda" else "fp32", "batch": batch_size,
                          "tokens_per_sequence": length, "peak_memory_mb": round(memory, 1),
                          "max_abs_difference": differ,
-                         "settings": "logprobs.sequence_logprobs" if name == "course"
-                         else "full logits, float32 log_softmax, gather",
+                         "settings": SETTINGS[name],
                          **{k: round(v, 3) if isinstance(v, float) else v for k, v in summary[name].items()}})
     common.emit(rows, args.out)
 

@@ -22,7 +22,7 @@ import common
 
 BATCH = {"tiny": 32, "gpt2": 8}
 LENGTH = {"tiny": None, "gpt2": 1024}   # None: the SFT data's own lengths (notebook 01: at most 96 tokens)
-STEPS, WARMUP = 8, 2                   # steps per repetition; the first WARMUP are not timed
+STEPS, WARMUP = 7, 2                    # steps per repetition; the first WARMUP are not timed
 LR = 3e-4
 
 
@@ -32,21 +32,24 @@ def batches(n: int, batch_size: int, steps: int) -> list[list[int]]:
     return [batch_indices(n, batch_size, 0, k) for k in range(steps)]
 
 
-def course_side(model, rows, tok, batch_size, steps, clock_out):
+# Each side: (model, data, tokenizer, batch size, steps, clock) -> a function that trains. Whatever a
+# side sets up before training (a Trainer, its dataset) is done before it is timed or measured.
+
+def course_side(model, rows, tok, batch_size, steps, clock, **step_options):
     from course_utils.batching import collate_sft
     from course_utils.losses import sft_step
     from course_utils.training import TrainConfig, train
 
-    clock = common.Clock()
-
     def sft_step_timed(m, batch):  # the course's objective, with a timestamp at the start of every step
         clock.tick()
-        return sft_step(m, batch)
+        return sft_step(m, batch, **step_options)
 
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=LR, warmup_steps=1, log_every=10, seed=0)
-    with contextlib.redirect_stdout(io.StringIO()):
-        train(model, sft_step_timed, rows, partial(collate_sft, pad_token_id=tok.pad_token_id), config)
-    clock_out.append(clock)
+
+    def run():
+        with contextlib.redirect_stdout(io.StringIO()):
+            train(model, sft_step_timed, rows, partial(collate_sft, pad_token_id=tok.pad_token_id), config)
+    return run
 
 
 class _Tick:
@@ -72,27 +75,29 @@ def trainer_args(config_cls, batch_size, steps, **extra):
                       train_sampling_strategy="sequential", dataloader_num_workers=0, **extra)
 
 
-def trl_side(model, ordered, tok, batch_size, steps, clock_out):
+def quietly(fn):
+    """``fn()`` with its prints and warnings (progress, deprecations) out of the benchmark's output."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return fn()
+
+
+def trl_side(model, ordered, tok, batch_size, steps, clock):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    clock = common.Clock()
     data = Dataset.from_list([{"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in ordered])
     args = trainer_args(SFTConfig, batch_size, steps, completion_only_loss=True, max_length=None)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
-                             callbacks=[_Tick.make(clock)])
-        trainer.train()
-    clock_out.append(clock)
+    trainer = quietly(lambda: SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
+                                         callbacks=[_Tick.make(clock)]))
+    return lambda: quietly(trainer.train)
 
 
-def hf_side(model, ordered, tok, batch_size, steps, clock_out):
+def hf_side(model, ordered, tok, batch_size, steps, clock):
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
 
     from course_utils.batching import collate_sft
 
-    clock = common.Clock()
     data = Dataset.from_list([{"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in ordered])
 
     def collate(rows):  # the course's padding and labels; the model computes its own loss from labels
@@ -100,10 +105,9 @@ def hf_side(model, ordered, tok, batch_size, steps, clock_out):
         return {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
 
     args = trainer_args(TrainingArguments, batch_size, steps, remove_unused_columns=False)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        Trainer(model=model, args=args, train_dataset=data, data_collator=collate,
-                callbacks=[_Tick.make(clock)]).train()
-    clock_out.append(clock)
+    trainer = quietly(lambda: Trainer(model=model, args=args, train_dataset=data, data_collator=collate,
+                                      callbacks=[_Tick.make(clock)]))
+    return lambda: quietly(trainer.train)
 
 
 def main():
@@ -112,7 +116,7 @@ def main():
     tok = common.tokenizer()
     batch_size = 4 if args.quick else BATCH[args.shape]
     steps, warmup = (4, 1) if args.quick else (STEPS, WARMUP)
-    reps = args.reps or (2 if args.quick else 6)
+    reps = args.reps or (2 if args.quick else 3)
     n = batch_size * 8
     rows = (common.sft_rows(tok, n, 96) if LENGTH[args.shape] is None
             else common.long_sft_rows(tok, n, LENGTH[args.shape]))
@@ -134,9 +138,9 @@ def main():
         side, data = runs[name]
 
         def run():
-            clocks = []
-            side(fresh(), data, tok, batch_size, steps, clocks)
-            return tokens, clocks[0].seconds(warmup, steps)
+            clock = common.Clock()
+            side(fresh(), data, tok, batch_size, steps, clock)()
+            return tokens, clock.seconds(warmup, steps)
         return run
 
     print(f"SFT: {args.shape} shape, batch {batch_size}, {tokens / ((steps - 1 - warmup) * batch_size):.0f} tokens "
@@ -146,10 +150,9 @@ def main():
     summary = common.summarise(rates, "course")
 
     memory = {}
-    for name in runs:
-        side, data = runs[name]
+    for name, (side, data) in runs.items():  # two steps: the second has the optimizer's state too
         model = fresh()
-        memory[name] = common.peak_memory(lambda: side(model, data, tok, batch_size, warmup + 2, []), model)
+        memory[name] = common.peak_memory(side(model, data, tok, batch_size, 2, common.Clock()), model)
 
     config = common.model_config(args.shape, tok)
     seq = tokens / ((steps - 1 - warmup) * batch_size)

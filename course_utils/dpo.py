@@ -166,12 +166,13 @@ def preference_metrics(policy_chosen_logps, policy_rejected_logps, ref_chosen_lo
 
 # ---------------------------------------------------------------- the batch and the training step
 
-def _pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """log π(y_w|x), log π(y_l|x) of a ``collate_preference`` batch: chosen and rejected in one forward pass."""
+def _pair_logps(model, batch: dict, chunked: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """log π(y_w|x), log π(y_l|x) of a ``collate_preference`` batch: chosen and rejected in one forward pass
+    (``chunked`` as in ``sequence_logprobs``)."""
     ids = torch.cat([batch["chosen_input_ids"], batch["rejected_input_ids"]])
     attention = torch.cat([batch["chosen_attention_mask"], batch["rejected_attention_mask"]])
     completion = torch.cat([batch["chosen_completion_mask"], batch["rejected_completion_mask"]])
-    return sequence_logprobs(model, ids, attention, completion).chunk(2)
+    return sequence_logprobs(model, ids, attention, completion, chunked=chunked).chunk(2)
 
 
 def _check_batch(where: str, batch, keys) -> None:
@@ -242,7 +243,8 @@ def _check_settings(where: str, loss_type, beta, epsilon) -> tuple[str, float, f
     return loss_type, beta, float(epsilon)
 
 
-def dpo_step(model, batch: dict, loss_type: str = "sigmoid", beta: float = 0.1, epsilon: float = 0.0):
+def dpo_step(model, batch: dict, loss_type: str = "sigmoid", beta: float = 0.1, epsilon: float = 0.0,
+             chunked: bool | None = None):
     """One DPO-family loss on a ``collate_dpo`` batch: ``(loss, metrics)``, the ``loss_fn`` contract of
     ``training.train`` (use ``dpo_objective`` to fix the settings).
 
@@ -250,11 +252,11 @@ def dpo_step(model, batch: dict, loss_type: str = "sigmoid", beta: float = 0.1, 
     (rDPO, flip rate ``epsilon``), ``"ipo"`` (IPO with summed log-ratios, the paper's form, τ = ``beta``) or
     ``"ipo_mean"`` (IPO with per-token mean log-ratios, TRL's form). The policy's log-probs come from one
     forward pass over chosen and rejected ([2B, T]); the reference's from the batch. Metrics: those of
-    ``preference_metrics``."""
+    ``preference_metrics``. ``chunked``: as in ``logprobs.sequence_logprobs`` (None: chunked on CUDA)."""
     loss_type, beta, epsilon = _check_settings("dpo_step", loss_type, beta, epsilon)
     _check_batch("dpo_step", batch, _PAIR_KEYS + ["ref_chosen_logps", "ref_rejected_logps"])
     _checks.model("dpo_step", "model", model)
-    chosen, rejected = _pair_logps(model, batch)
+    chosen, rejected = _pair_logps(model, batch, chunked)
     logps = (chosen, rejected, batch["ref_chosen_logps"].to(chosen), batch["ref_rejected_logps"].to(chosen))
     if loss_type == "sigmoid":
         losses = dpo_loss(*logps, beta=beta)

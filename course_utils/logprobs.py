@@ -10,13 +10,28 @@ is easy to get wrong: the logits at position t are the model's prediction for th
 token at position t + 1, so ``logits[:, :-1]`` are scored against
 ``input_ids[:, 1:]``, and the response mask is shifted with the targets
 (``completion_mask[:, 1:]``).
+
+The plain way to get there holds the logits of every position, [B, T, V], and a
+float32 log-softmax of the same size: for GPT-2 (V = 50,257) at 8 x 1,024 tokens,
+1.6 GB each. The chunked way (``chunked=True``, the default on CUDA) never forms
+them: it runs the model's body to its last hidden states, picks the response
+positions only, and applies the output layer a chunk of positions at a time (at most
+``CHUNK_LOGITS`` logits, 64 MB in float32: 333 positions for GPT-2, 4,096 for the tiny model);
+with gradients, a chunk's logits are recomputed in the backward pass instead of
+kept (activation checkpointing). Same numbers to float rounding (tests/test_fast_paths.py).
+On the CPU the plain way stays the default: the course's committed CPU results
+were computed with it, and chunking changes their last bits.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from . import _checks
+
+CHUNK_LOGITS = 2**24  # logits the chunked path forms at once: [CHUNK_LOGITS // V, V], 64 MB in float32
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -50,8 +65,93 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _chunk_logprobs(hidden: torch.Tensor, weight: torch.Tensor, bias, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(hidden W^T + b)[target] of each row: [C, H] -> [C], the logits upcast to float32 (at least)."""
+    logits = F.linear(hidden, weight, bias)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return logits.log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
+
+
+def selected_logprobs(hidden: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor,
+                      chunk_tokens: int | None = None) -> torch.Tensor:
+    """log softmax(head(hidden))[target] of each row, ``chunk_tokens`` rows at a time, without the full logits.
+
+    hidden [N, H] (hidden states of the positions to score), head the output layer (H -> V),
+    targets [N] (token ids) -> [N] float32 (float64 for a float64 model). At most one chunk's
+    [chunk_tokens, V] logits exist at a time (default: ``CHUNK_LOGITS // V`` positions). With
+    gradients and more than one chunk, each chunk is checkpointed: its logits are recomputed in the
+    backward pass rather than kept (one more product with the output layer, the price of memory
+    that no longer grows with N).
+    """
+    _checks.tensor("selected_logprobs", "hidden", hidden, dims=2, floating=True)
+    _checks.tensor("selected_logprobs", "targets", targets, dims=1, ids=True)
+    if not isinstance(head, torch.nn.Linear):
+        raise TypeError(f"selected_logprobs: head must be a torch.nn.Linear (the model's output layer), "
+                        f"got {type(head).__name__}")
+    if chunk_tokens is None:
+        chunk_tokens = max(1, CHUNK_LOGITS // head.out_features)
+    _checks.integer("selected_logprobs", "chunk_tokens", chunk_tokens, minimum=1)
+    if len(targets) != len(hidden) or hidden.shape[1] != head.in_features:
+        raise ValueError(f"selected_logprobs: expected hidden [N, {head.in_features}] and targets [N], got "
+                         f"{tuple(hidden.shape)} and {tuple(targets.shape)}")
+    if targets.numel() and (targets.min() < 0 or targets.max() >= head.out_features):
+        raise ValueError(f"selected_logprobs: targets must be token ids in [0, {head.out_features})")
+    keep_graph = torch.is_grad_enabled() and len(hidden) > chunk_tokens
+    parts = []
+    for start in range(0, len(hidden), chunk_tokens):
+        args = (hidden[start:start + chunk_tokens], head.weight, head.bias, targets[start:start + chunk_tokens])
+        parts.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False) if keep_graph
+                     else _chunk_logprobs(*args))
+    out = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32))
+    if torch.isnan(out).any():
+        raise ValueError("selected_logprobs: the logits contain NaN or +infinity (a diverged model?); "
+                         "log-probabilities of such logits are NaN")
+    return out
+
+
+def _body_and_head(model):
+    """(body, output layer) of a model whose logits are ``head(body(...).last_hidden_state)``, else None.
+    GPT-2's language model is (``transformer``, ``lm_head``); other architectures may scale or cap
+    their logits, so they keep the plain path."""
+    from transformers import GPT2LMHeadModel
+
+    return (model.transformer, model.lm_head) if isinstance(model, GPT2LMHeadModel) else None
+
+
+def _chunked_by_default(device_type: str) -> bool:
+    """Chunked log-probs by default on CUDA only (on the CPU the course's results were computed plain)."""
+    return device_type == "cuda"
+
+
+def _use_chunked(where: str, model, chunked) -> bool:
+    """``chunked`` as given (True/False), or None: the device's default. Models without a known output layer: False."""
+    if chunked is not None and not isinstance(chunked, bool):
+        raise TypeError(f"{where}: chunked must be True, False or None (chunked on CUDA), got {chunked!r}")
+    if chunked is None:
+        chunked = _chunked_by_default(next(model.parameters()).device.type)
+    return chunked and _body_and_head(model) is not None
+
+
+def _scored_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: torch.Tensor,
+                     score_mask: torch.Tensor, chunked: bool) -> torch.Tensor:
+    """log π(targets_t | x_<=t) where ``score_mask`` is 1, 0 elsewhere: [B, T-1] (float32 or wider), with targets and
+    score_mask [B, T-1] (the logits at t predict targets[:, t], usually ``input_ids[:, 1:]``).
+
+    One forward pass; ``chunked`` scores the masked positions only, from the last hidden states
+    (``selected_logprobs``), the plain path takes the log-softmax of the full logits. Arguments are
+    the caller's to check (``sequence_logprobs`` and ``losses.sft_step`` do)."""
+    if not chunked:  # use_cache=False: no KV cache (for generation) built and thrown away
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        return token_logprobs(logits[:, :-1], targets) * score_mask
+    body, head = _body_and_head(model)
+    hidden = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    where = score_mask.bool()
+    logps = selected_logprobs(hidden[:, :-1][where], head, targets[where])
+    return torch.zeros(where.shape, dtype=logps.dtype, device=logps.device).masked_scatter(where, logps)
+
+
 def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      completion_mask: torch.Tensor, average: bool = False) -> torch.Tensor:
+                      completion_mask: torch.Tensor, average: bool = False, chunked: bool | None = None) -> torch.Tensor:
     """log π(y | x) of each response in a right-padded batch.
 
     input_ids, attention_mask, completion_mask: [B, T] (as from ``collate_sft`` or
@@ -63,8 +163,13 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
 
     with m = completion_mask and t over positions 1..T-1 (logits at t-1 predict
     token t). Gradients flow; wrap in ``torch.no_grad()`` for a frozen reference.
+    ``chunked``: score the response positions only, without the full logits (see the module's
+    docstring); None: chunked on CUDA, plain on the CPU.
     """
     _checks.model("sequence_logprobs", "model", model)
+    if not isinstance(average, bool):
+        raise TypeError(f"sequence_logprobs: average must be True or False, got {average!r}")
+    chunked = _use_chunked("sequence_logprobs", model, chunked)
     for name, value in [("input_ids", input_ids), ("attention_mask", attention_mask),
                         ("completion_mask", completion_mask)]:
         _checks.tensor("sequence_logprobs", name, value, ids=True)
@@ -81,9 +186,8 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     mask = completion_mask[:, 1:]
     if (mask.sum(-1) == 0).any():
         raise ValueError("sequence_logprobs: a sequence has no response tokens (completion_mask is all zero)")
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    logps = token_logprobs(logits[:, :-1], input_ids[:, 1:])   # [B, T-1]: log π(x_t | x_<t), t = 1..T-1
-    total = (logps * mask).sum(-1)
+    logps = _scored_logprobs(model, input_ids, attention_mask, input_ids[:, 1:], mask, chunked)  # m_t log π(x_t|x_<t)
+    total = logps.sum(-1)
     return total / mask.sum(-1) if average else total
 
 

@@ -12,7 +12,7 @@ import torch
 
 from . import _checks
 from .batching import IGNORE_INDEX
-from .logprobs import token_logprobs
+from .logprobs import _scored_logprobs, _use_chunked, token_logprobs
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -40,15 +40,32 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -(logps * mask).sum() / n
 
 
-def sft_step(model, batch: dict):
+def sft_step(model, batch: dict, chunked: bool | None = None):
     """``loss_fn`` for SFT: ``batch`` from ``collate_sft``; metrics: ``tokens``, the
-    number of response tokens the loss averaged over."""
+    number of response tokens the loss averaged over.
+
+    ``chunked``: the same loss from the labelled positions only, without the full logits
+    (``logprobs.selected_logprobs``); None: chunked on CUDA, ``sft_loss`` on the full logits elsewhere."""
     if not isinstance(batch, dict) or not {"input_ids", "attention_mask", "labels"} <= set(batch):
         raise ValueError("sft_step: batch must be a dict with input_ids, attention_mask and labels "
                          f"(as from collate_sft), got {sorted(batch) if isinstance(batch, dict) else type(batch).__name__}")
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    loss = sft_loss(logits, batch["labels"])
-    return loss, {"tokens": int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())}
+    _checks.model("sft_step", "model", model)
+    labels = batch["labels"]
+    if not _use_chunked("sft_step", model, chunked):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+        return sft_loss(logits, labels), {"tokens": int((labels[:, 1:] != IGNORE_INDEX).sum())}
+    _checks.tensor("sft_step", "labels", labels, dims=2, ids=True)
+    if labels.shape != batch["input_ids"].shape:
+        raise ValueError(f"sft_step: labels {tuple(labels.shape)} and input_ids {tuple(batch['input_ids'].shape)} "
+                         "must have one shape")
+    targets = labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    n = int(mask.sum())
+    if n == 0:
+        raise ValueError("sft_step: no labelled tokens in the batch (every label after the first is -100)")
+    logps = _scored_logprobs(model, batch["input_ids"], batch["attention_mask"], targets.masked_fill(~mask, 0),
+                             mask, chunked=True)
+    return -logps.sum() / n, {"tokens": n}
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor):

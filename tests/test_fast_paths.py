@@ -1,0 +1,164 @@
+"""The fast paths give the numbers of the plain ones (CPU tests).
+
+Chunked log-probs (``logprobs.selected_logprobs``; ``chunked=True`` in ``sequence_logprobs``,
+``losses.sft_step`` and ``dpo.dpo_step``, the default on CUDA) score only the response positions,
+from the last hidden states, a chunk at a time, and never form the full [B, T, V] logits: the same
+log-probs, losses and gradients as the plain log-softmax over the full logits, with one chunk or
+many (then checkpointed). Where each path is chosen: on CUDA chunked, on the CPU plain."""
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from transformers import GPT2Config, GPT2ForSequenceClassification
+
+from course_utils import logprobs
+from course_utils.batching import collate_preference, collate_sft, encode_preference, encode_prompt_completion
+from course_utils.data import format_prompt
+from course_utils.dpo import collate_dpo, dpo_step
+from course_utils.logprobs import selected_logprobs, sequence_logprobs
+from course_utils.losses import sft_step
+
+ROWS = [(format_prompt("Write a movie review."), " The film was great, the actors fun.", " Boring."),
+        (format_prompt("Write a tweet."), " Fun today!", " The city council was awful today."),
+        (format_prompt("Write a product review."), " The product broke. Awful.", " It works, a great product.")]
+
+
+@pytest.fixture
+def sft_batch(course_tokenizer):
+    rows = [encode_prompt_completion(course_tokenizer, p, c, max_length=64) for p, c, _ in ROWS]
+    return collate_sft(rows, pad_token_id=course_tokenizer.pad_token_id)
+
+
+@pytest.fixture
+def dpo_batch(course_tokenizer):
+    rows = [dict(encode_preference(course_tokenizer, p, c, r, max_length=64), ref_chosen_logps=-30.0 - i,
+                 ref_rejected_logps=-28.0 + i) for i, (p, c, r) in enumerate(ROWS)]
+    return collate_dpo(rows, course_tokenizer.pad_token_id)
+
+
+@pytest.fixture(params=[2**24, 5], ids=["one chunk", "chunks of 5 positions"])
+def chunk_tokens(request, monkeypatch, course_tokenizer):
+    """The chunked path's logits per chunk: all positions at once, or 5 at a time (checkpointed)."""
+    monkeypatch.setattr(logprobs, "CHUNK_LOGITS", request.param if request.param == 2**24
+                        else request.param * len(course_tokenizer))
+    return request.param
+
+
+def grads(model):
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def both_ways(model, fn):
+    """``fn(chunked)`` -> a scalar, run plain and chunked: (values, gradients) of each."""
+    out = {}
+    for chunked in (False, True):
+        model.zero_grad(set_to_none=True)
+        value = fn(chunked)
+        value.backward()
+        out[chunked] = (value.detach(), grads(model))
+    return out
+
+
+def assert_same(out, atol):
+    (plain, plain_grads), (fast, fast_grads) = out[False], out[True]
+    torch.testing.assert_close(fast, plain, atol=atol, rtol=0)
+    assert plain_grads.keys() == fast_grads.keys() and plain_grads
+    for name in plain_grads:
+        torch.testing.assert_close(fast_grads[name], plain_grads[name], atol=atol, rtol=1e-5, msg=name)
+
+
+def test_sequence_logprobs_chunked_equals_plain(make_tiny_lm, sft_batch, chunk_tokens):
+    model = make_tiny_lm(seed=1).double()
+    ids, attention, completion = sft_batch["input_ids"], sft_batch["attention_mask"], sft_batch["completion_mask"]
+    with torch.no_grad():
+        plain = sequence_logprobs(model, ids, attention, completion, chunked=False)
+        fast = sequence_logprobs(model, ids, attention, completion, chunked=True)
+    torch.testing.assert_close(fast, plain, atol=1e-10, rtol=0)
+    out = both_ways(model, lambda c: sequence_logprobs(model, ids, attention, completion, chunked=c).sum())
+    assert_same(out, atol=1e-10)
+    mean = sequence_logprobs(model, ids, attention, completion, average=True, chunked=True)
+    torch.testing.assert_close(mean, fast / completion[:, 1:].sum(-1), atol=1e-10, rtol=0)
+
+
+def test_sft_step_chunked_equals_plain_in_float32(make_tiny_lm, sft_batch, chunk_tokens):
+    """In float32 too (the precision the course trains in), dropout on: the same random masks both ways."""
+    model = make_tiny_lm(seed=2).train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.1
+
+    def loss(chunked):
+        torch.manual_seed(0)
+        value, metrics = sft_step(model, sft_batch, chunked=chunked)
+        assert metrics["tokens"] == int((sft_batch["labels"][:, 1:] != -100).sum())
+        return value
+
+    assert_same(both_ways(model, loss), atol=1e-5)
+
+
+def test_dpo_step_chunked_equals_plain(make_tiny_lm, dpo_batch, chunk_tokens):
+    model = make_tiny_lm(seed=3).double()
+    for loss_type in ("sigmoid", "ipo_mean"):
+        out = {}
+        for chunked in (False, True):
+            model.zero_grad(set_to_none=True)
+            loss, metrics = dpo_step(model, dpo_batch, loss_type, beta=0.5, chunked=chunked)
+            loss.backward()
+            out[chunked] = (loss.detach(), grads(model), metrics)
+        assert_same({k: v[:2] for k, v in out.items()}, atol=1e-10)
+        for key, value in out[False][2].items():
+            torch.testing.assert_close(out[True][2][key], value, atol=1e-10, rtol=0, msg=key)
+
+
+class LargestTensor(TorchDispatchMode):
+    """The most elements of any tensor an operator made whose last dimension is ``width``."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.width, self.largest = width, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor) and t.dim() and t.shape[-1] == self.width:
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_chunked_path_never_forms_the_full_logits(make_tiny_lm, sft_batch, monkeypatch, grad):
+    model = make_tiny_lm(seed=4)
+    vocab = model.config.vocab_size
+    monkeypatch.setattr(logprobs, "CHUNK_LOGITS", 7 * vocab)
+    ids, attention, completion = sft_batch["input_ids"], sft_batch["attention_mask"], sft_batch["completion_mask"]
+    with torch.set_grad_enabled(grad):
+        with LargestTensor(vocab) as plain:
+            value = sequence_logprobs(model, ids, attention, completion, chunked=False).sum()
+            if grad:
+                value.backward()
+        with LargestTensor(vocab) as fast:
+            value = sequence_logprobs(model, ids, attention, completion, chunked=True).sum()
+            if grad:
+                value.backward()
+    assert plain.largest >= ids.numel() * vocab  # the plain path holds [B, T, V]
+    # the chunked one at most a chunk of positions at a time (and the output layer's weight, [V, H])
+    assert fast.largest <= max(7 * vocab, model.lm_head.weight.numel())
+
+
+def test_selected_logprobs_is_log_softmax_of_the_logits():
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 11, bias=True).double()
+    hidden, targets = torch.randn(13, 8, dtype=torch.float64), torch.randint(0, 11, (13,))
+    expected = head(hidden).log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
+    for chunk in (1, 4, 13, 100):
+        torch.testing.assert_close(selected_logprobs(hidden, head, targets, chunk), expected, atol=1e-12, rtol=0)
+    assert selected_logprobs(hidden[:0], head, targets[:0]).shape == (0,)
+
+
+def test_chunked_only_by_default_on_cuda_and_only_for_known_heads(make_tiny_lm):
+    assert logprobs._chunked_by_default("cuda") and not logprobs._chunked_by_default("cpu")
+    lm = make_tiny_lm()
+    assert not logprobs._use_chunked("test", lm, None)      # CPU: plain, as the course's CPU results were computed
+    assert logprobs._use_chunked("test", lm, True) and not logprobs._use_chunked("test", lm, False)
+    classifier = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=20))
+    assert not logprobs._use_chunked("test", classifier, True)  # no known output layer: the plain path
