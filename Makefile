@@ -9,6 +9,7 @@
 #   make assignments regenerate the student versions (assignments/) from their sources (solutions/)
 #   make solutions   re-execute the solution notebooks in place, cpu profile
 #   make grade       grade submissions: make grade SUBMISSIONS=folder ASSIGNMENT=a1_diverse_preferences
+#   make bench       the course against TRL and transformers on identical work (benchmarks/results/)
 #   make clean       remove build/
 #
 # Variables: PYTHON (python3), TORCH_VERSION (2.13.0), TORCH_INDEX (where torch
@@ -30,7 +31,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data run notebooks lab test assignments solutions grade clean torch-index
+.PHONY: help venv data run notebooks lab test assignments solutions grade bench clean torch-index
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -84,6 +85,9 @@ grade: venv data
 	  echo "usage: make grade SUBMISSIONS=folder ASSIGNMENT=name [GRADE_OPTIONS='--jobs 2 --output dir']"; \
 	  echo "assignments: $(basename $(notdir $(wildcard solutions/*.ipynb)))"; exit 2; fi
 	$(BIN)/python tools/grade.py "$(SUBMISSIONS)" --assignment "$(ASSIGNMENT)" $(GRADE_OPTIONS)
+
+bench: venv data
+	$(BIN)/python benchmarks/run.py
 
 lab: venv data
 	$(BIN)/jupyter lab notebooks/

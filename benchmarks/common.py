@@ -14,10 +14,10 @@ from a config (never downloaded):
 
 Timing: each side runs ``reps`` repetitions, the sides INTERLEAVED (A B, B A, A B, ...), after
 a warm-up (the first steps of every training run, a first repetition of the others) that is not
-counted. On a shared machine the
-absolute tokens/s move with the load; the ratio of two sides timed back to back moves
-much less, so each repetition gives one paired ratio and the benchmark reports their
-median (and range) beside the median tokens/s.
+counted. On a shared machine the absolute tokens/s move with the load; the ratio of two sides timed
+back to back moves much less, so each repetition gives one paired ratio and the benchmark reports
+their median (and range) beside the median tokens/s. On the CPU the ratio is taken from CPU time
+(this process's, all threads), which moves even less with other jobs' load than wall-clock time.
 """
 
 from __future__ import annotations
@@ -175,51 +175,65 @@ def preference_texts(n: int, seed: int = 0) -> list[dict]:
 # ---------------------------------------------------------------- timing
 
 class Clock:
-    """Timestamps of the steps of one run: ``tick()`` at the start of every step. The steady-state
-    time per step leaves out the first ``warmup`` steps (and everything before them)."""
+    """Timestamps of the steps of one run, wall-clock and CPU time (this process, all its threads):
+    ``tick()`` at the start of every step. The steady-state time per step leaves out the first
+    ``warmup`` steps (and everything before them)."""
 
     def __init__(self):
-        self.times: list[float] = []
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
 
     def tick(self):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        self.times.append(time.perf_counter())
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
 
-    def seconds(self, warmup: int, steps: int) -> float:
-        """Seconds from the start of step ``warmup`` to the start of step ``steps - 1``: ``steps - 1 - warmup``
-        whole steps, each with its data loading, forward, backward, optimizer step and bookkeeping."""
-        if len(self.times) < steps:
-            raise RuntimeError(f"expected {steps} steps, timed {len(self.times)}")
-        return self.times[steps - 1] - self.times[warmup]
+    def seconds(self, warmup: int, steps: int) -> tuple[float, float]:
+        """(wall, CPU) seconds from the start of step ``warmup`` to the start of step ``steps - 1``:
+        ``steps - 1 - warmup`` whole steps, each with its data, forward, backward, optimizer step and
+        bookkeeping."""
+        if len(self.wall) < steps:
+            raise RuntimeError(f"expected {steps} steps, timed {len(self.wall)}")
+        return self.wall[steps - 1] - self.wall[warmup], self.cpu[steps - 1] - self.cpu[warmup]
 
 
 def interleaved(sides: dict, reps: int, warmup_rep: bool = False) -> dict:
-    """Run each side's ``run()`` (-> (tokens, seconds)) ``reps`` times, alternating the order (A B, B A, ...);
-    with ``warmup_rep`` the first repetition is a warm-up, not counted (where a run has no warm-up steps of
-    its own). Returns, per side, the tokens/s of every counted repetition."""
+    """Run each side's ``run()`` (-> (tokens, (wall seconds, CPU seconds))) ``reps`` times, alternating the
+    order (A B, B A, ...); with ``warmup_rep`` the first repetition is a warm-up, not counted (where a run
+    has no warm-up steps of its own). Returns, per side, (tokens per wall second, tokens per CPU second)
+    of every counted repetition."""
     names = list(sides)
     out = {name: [] for name in names}
     for r in range(reps):
         for name in (names if r % 2 == 0 else names[::-1]):
             gc.collect()
-            tokens, seconds = sides[name]()
+            tokens, (wall, cpu) = sides[name]()
             counted = r > 0 or not warmup_rep
             if counted:
-                out[name].append(tokens / seconds)
-            print(f"  rep {r}{'' if counted else ' (warm-up)'} {name:>26s}: {tokens / seconds:10.0f} tokens/s",
-                  flush=True)
+                out[name].append((tokens / wall, tokens / cpu))
+            print(f"  rep {r}{'' if counted else ' (warm-up)'} {name:>28s}: {tokens / wall:9.0f} tokens/s, "
+                  f"{tokens / cpu:9.0f} per CPU-second", flush=True)
     return out
 
 
 def summarise(rates: dict, baseline: str) -> dict:
-    """Per side: the median tokens/s and the paired ratios ``baseline / side`` (median, min, max)."""
+    """Per side: median tokens/s (wall-clock, with its range) and per CPU-second, and the paired ratios
+    ``baseline / side`` of each repetition (median and range): ``course_speedup`` from CPU time on the CPU
+    (on a shared machine it moves far less with the load than wall-clock time; with one thread it is the
+    wall-clock ratio of an idle core), from wall-clock time on a GPU; ``course_speedup_wall`` from
+    wall-clock time everywhere."""
+    basis = 0 if torch.cuda.is_available() else 1
     out = {}
     for name, values in rates.items():
-        ratios = [b / v for b, v in zip(rates[baseline], values)]
-        out[name] = {"tokens_per_s": statistics.median(values), "tokens_per_s_min": min(values),
-                     "tokens_per_s_max": max(values), "course_speedup": statistics.median(ratios),
-                     "course_speedup_min": min(ratios), "course_speedup_max": max(ratios), "reps": len(values)}
+        wall, cpu = [v[0] for v in values], [v[1] for v in values]
+        ratios = [b[basis] / v[basis] for b, v in zip(rates[baseline], values)]
+        ratios_wall = [b[0] / v[0] for b, v in zip(rates[baseline], values)]
+        out[name] = {"tokens_per_s": statistics.median(wall), "tokens_per_s_min": min(wall),
+                     "tokens_per_s_max": max(wall), "tokens_per_cpu_s": statistics.median(cpu),
+                     "course_speedup": statistics.median(ratios), "course_speedup_min": min(ratios),
+                     "course_speedup_max": max(ratios), "course_speedup_wall": statistics.median(ratios_wall),
+                     "reps": len(values)}
     return out
 
 
@@ -299,6 +313,7 @@ def emit(rows: list[dict], out: str | None):
         speed = f"{row['tokens_per_s']:10.0f} tokens/s" if row.get("tokens_per_s") is not None else " " * 17
         memory = f"{row['peak_memory_mb']:8.1f} MB" if row.get("peak_memory_mb") is not None else ""
         ratio = f"course x{row['course_speedup']:.2f}" if row.get("course_speedup") is not None else ""
+        speed += f" ({row['tokens_per_cpu_s']:.0f} per CPU-s)" if row.get("tokens_per_cpu_s") is not None else ""
         print(f"{row['benchmark']:>9s} {row['side']:>28s} {speed} {memory:>12s}  {ratio}")
     if out:
         with open(out, "a") as f:

@@ -43,13 +43,14 @@ def encoded_pairs(tok, n: int, max_length: int, reference) -> tuple[list[dict], 
     return rows, [texts[i] for i in keep]
 
 
-def course_side(model, rows, tok, batch_size, steps, clock, **step_options):
+def course_side(model, rows, tok, batch_size, steps, clock, step_options=None):
+    """The course's loop; ``step_options`` for ``dpo_step`` (chunked=True)."""
     from course_utils.dpo import collate_dpo, dpo_step
     from course_utils.training import TrainConfig, train
 
     def dpo_timed(m, batch):  # the course's objective, with a timestamp at the start of every step
         clock.tick()
-        return dpo_step(m, batch, "sigmoid", BETA, **step_options)
+        return dpo_step(m, batch, "sigmoid", BETA, **(step_options or {}))
 
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=LR, warmup_steps=1, log_every=10, seed=0)
 
@@ -109,14 +110,16 @@ def main():
     tokens = sum(pair_tokens(i) for idx in order[warmup:steps - 1] for i in idx)
     padded = sum(2 * len(idx) * max(max(len(rows[i]["chosen_input_ids"]), len(rows[i]["rejected_input_ids"]))
                                     for i in idx) for idx in order[warmup:steps - 1])
-    runs = {"course": (course_side, rows), "TRL DPOTrainer": (trl_side, ordered_texts)}
+    runs = {"course": (course_side, rows, {}), "TRL DPOTrainer": (trl_side, ordered_texts, {})}
+    if dev == "cpu":  # on CUDA the course's default already is chunked
+        runs["course, chunked=True"] = (course_side, rows, {"step_options": {"chunked": True}})
 
     def timed(name):
-        side, data = runs[name]
+        side, data, options = runs[name]
 
         def run():
             clock = common.Clock()
-            side(fresh(), data, tok, batch_size, steps, clock)()
+            side(fresh(), data, tok, batch_size, steps, clock, **options)()
             return tokens, clock.seconds(warmup, steps)
         return run
 
@@ -126,14 +129,16 @@ def main():
           f"on {dev}", flush=True)
     summary = common.summarise(common.interleaved({name: timed(name) for name in runs}, reps), "course")
     memory = {}
-    for name, (side, data) in runs.items():  # two steps: the second has the optimizer's state too
+    for name, (side, data, options) in runs.items():  # two steps: the second has the optimizer's state too
         model = fresh()
-        memory[name] = common.peak_memory(side(model, data, tok, batch_size, 2, common.Clock()), model)
+        memory[name] = common.peak_memory(side(model, data, tok, batch_size, 2, common.Clock(), **options), model)
+    adamw = "AdamW " + ("fused" if dev == "cuda" else "for-loop (PyTorch's CPU default)")
     settings = {
-        "course": "add_reference_logprobs once; training.train + dpo_objective('sigmoid', 0.1); AdamW "
-                  + ("fused" if dev == "cuda" else "(for-loop)"),
-        "TRL DPOTrainer": "precompute_ref_log_probs, fused LM head (default), no gradient checkpointing, "
-                          "padding_free unavailable in 1.16, AdamW fused (transformers default)",
+        "course": "add_reference_logprobs once; training.train + dpo_step('sigmoid', beta 0.1) (chunked log-probs "
+                  f"on CUDA, full logits on the CPU); {adamw}",
+        "TRL DPOTrainer": "precompute_ref_log_probs, its fused LM head (default), no gradient checkpointing (default "
+                          "on), padding_free unavailable in 1.16, AdamW fused (transformers' default)",
+        "course, chunked=True": f"dpo_step(chunked=True): the CUDA default, opt-in on the CPU; {adamw}",
     }
     common.emit([{"benchmark": "dpo", "side": name, "shape": args.shape, "device": dev,
                   "precision": "bf16 autocast" if dev == "cuda" else "fp32", "batch": batch_size,

@@ -8,8 +8,9 @@ and a table with the ratios and the machine printed at the end.
 
 Each script runs in its own process, one after the other, so that they do not compete for the
 machine. ``course_speedup`` is the course's tokens/s over the other side's, the median of the
-ratios of back-to-back repetitions (with their range): above 1, the course is faster. For the
-log-probs rows, compare ``peak_memory_mb``.
+ratios of back-to-back repetitions (with their range): above 1, the course is faster. On the CPU
+it is the ratio of tokens per CPU-second (``course_speedup_wall``: of wall-clock tokens/s), which
+holds up when other jobs share the machine. For the log-probs rows, compare ``peak_memory_mb``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("sft", "dpo", "rollout", "logprobs")
 COLUMNS = ["machine", "benchmark", "side", "shape", "device", "precision", "batch", "tokens_per_sequence",
-           "tokens_per_s", "tokens_per_s_min", "tokens_per_s_max", "course_speedup", "course_speedup_min",
-           "course_speedup_max", "reps", "peak_memory_mb", "mfu", "max_abs_difference", "settings", "machine_text",
-           "versions"]
+           "tokens_per_s", "tokens_per_s_min", "tokens_per_s_max", "tokens_per_cpu_s", "course_speedup",
+           "course_speedup_min", "course_speedup_max", "course_speedup_wall", "reps", "peak_memory_mb", "mfu",
+           "max_abs_difference", "settings", "machine_text", "versions"]
 
 
 def run(only, quick: bool, shape: str | None) -> tuple[list[dict], float]:
@@ -52,7 +53,7 @@ def fmt(value, digits=0) -> str:
 
 
 def table(rows: list[dict], markdown: bool = False) -> str:
-    head = ["benchmark", "side", "tokens/s (range)", "peak memory", "course speedup (range)"]
+    head = ["benchmark", "side", "tokens/s (range)", "per CPU-s", "peak memory", "course speedup (range)"]
     lines = []
     for r in rows:
         speed = f"{fmt(r['tokens_per_s'])} ({fmt(r['tokens_per_s_min'])}–{fmt(r['tokens_per_s_max'])})"
@@ -60,7 +61,8 @@ def table(rows: list[dict], markdown: bool = False) -> str:
             f"×{fmt(r['course_speedup'], 2)} ({fmt(r['course_speedup_min'], 2)}–{fmt(r['course_speedup_max'], 2)})"
         if r.get("mfu") not in (None, ""):
             speed += f", MFU {float(r['mfu']):.0%}"
-        lines.append([r["benchmark"], r["side"], speed, f"{fmt(r['peak_memory_mb'], 1)} MB", ratio])
+        lines.append([r["benchmark"], r["side"], speed, fmt(r.get("tokens_per_cpu_s")),
+                      f"{fmt(r['peak_memory_mb'], 1)} MB", ratio])
     if markdown:
         return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
                          + ["| " + " | ".join(cells) + " |" for cells in lines])

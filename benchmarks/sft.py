@@ -26,25 +26,28 @@ STEPS, WARMUP = 7, 2                    # steps per repetition; the first WARMUP
 LR = 3e-4
 
 
-def batches(n: int, batch_size: int, steps: int) -> list[list[int]]:
-    """The example indices of each step, as the course's loop draws them (seed 0)."""
+def batches(n: int, batch_size: int, steps: int, lengths=None) -> list[list[int]]:
+    """The example indices of each step, as the course's loop draws them (seed 0; grouped by ``lengths``)."""
     from course_utils.training import batch_indices
-    return [batch_indices(n, batch_size, 0, k) for k in range(steps)]
+    return [batch_indices(n, batch_size, 0, k, lengths) for k in range(steps)]
 
 
 # Each side: (model, data, tokenizer, batch size, steps, clock) -> a function that trains. Whatever a
 # side sets up before training (a Trainer, its dataset) is done before it is timed or measured.
 
-def course_side(model, rows, tok, batch_size, steps, clock, **step_options):
+def course_side(model, rows, tok, batch_size, steps, clock, step_options=None, config_options=None):
+    """The course's loop; ``step_options`` for ``sft_step`` (chunked=True), ``config_options`` for
+    ``TrainConfig`` (group_by_length=True)."""
     from course_utils.batching import collate_sft
     from course_utils.losses import sft_step
     from course_utils.training import TrainConfig, train
 
     def sft_step_timed(m, batch):  # the course's objective, with a timestamp at the start of every step
         clock.tick()
-        return sft_step(m, batch, **step_options)
+        return sft_step(m, batch, **(step_options or {}))
 
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=LR, warmup_steps=1, log_every=10, seed=0)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=LR, warmup_steps=1, log_every=10, seed=0,
+                         **(config_options or {}))
 
     def run():
         with contextlib.redirect_stdout(io.StringIO()):
@@ -111,6 +114,8 @@ def hf_side(model, ordered, tok, batch_size, steps, clock):
 
 
 def main():
+    from course_utils.training import example_length
+
     args = common.arguments(__doc__.splitlines()[0])
     dev = common.device()
     tok = common.tokenizer()
@@ -121,9 +126,8 @@ def main():
     rows = (common.sft_rows(tok, n, 96) if LENGTH[args.shape] is None
             else common.long_sft_rows(tok, n, LENGTH[args.shape]))
     order = batches(n, batch_size, steps)
+    grouped = batches(n, batch_size, steps, [example_length(r) for r in rows])
     ordered = [rows[i] for idx in order for i in idx]
-    tokens = sum(len(rows[i]["input_ids"]) for idx in order[warmup:steps - 1] for i in idx)
-    padded = sum(max(len(rows[i]["input_ids"]) for i in idx) * len(idx) for idx in order[warmup:steps - 1])
     init = common.new_model(args.shape, tok).state_dict()
 
     def fresh():
@@ -131,45 +135,61 @@ def main():
         model.load_state_dict(init)
         return model
 
-    runs = {"course": (course_side, rows), "TRL SFTTrainer": (trl_side, ordered),
-            "transformers Trainer": (hf_side, ordered)}
+    def timed_tokens(batches_):
+        """Real (unpadded) tokens of the timed steps, and the padded positions they fill."""
+        timed = batches_[warmup:steps - 1]
+        return (sum(len(rows[i]["input_ids"]) for idx in timed for i in idx),
+                sum(max(len(rows[i]["input_ids"]) for i in idx) * len(idx) for idx in timed))
+
+    # name: (side, its data, the batches it reads, extra options); the first three sides do identical work
+    runs = {"course": (course_side, rows, order, {}),
+            "TRL SFTTrainer": (trl_side, ordered, order, {}),
+            "transformers Trainer": (hf_side, ordered, order, {})}
+    if dev == "cpu":  # on CUDA the course's default already is chunked
+        runs["course, chunked=True"] = (course_side, rows, order, {"step_options": {"chunked": True}})
+    runs["course, group_by_length"] = (course_side, rows, grouped, {"config_options": {"group_by_length": True}})
 
     def timed(name):
-        side, data = runs[name]
+        side, data, batches_, options = runs[name]
 
         def run():
             clock = common.Clock()
-            side(fresh(), data, tok, batch_size, steps, clock)()
-            return tokens, clock.seconds(warmup, steps)
+            side(fresh(), data, tok, batch_size, steps, clock, **options)()
+            return timed_tokens(batches_)[0], clock.seconds(warmup, steps)
         return run
 
-    print(f"SFT: {args.shape} shape, batch {batch_size}, {tokens / ((steps - 1 - warmup) * batch_size):.0f} tokens "
-          f"per sequence ({1 - tokens / padded:.0%} padding), {steps - 1 - warmup} timed steps per repetition, "
-          f"{reps} repetitions on {dev}", flush=True)
-    rates = common.interleaved({name: timed(name) for name in runs}, reps)
-    summary = common.summarise(rates, "course")
+    tokens, padded = timed_tokens(order)
+    seq = tokens / ((steps - 1 - warmup) * batch_size)
+    print(f"SFT: {args.shape} shape, batch {batch_size}, {seq:.0f} tokens per sequence ({1 - tokens / padded:.0%} "
+          f"padding; {1 - timed_tokens(grouped)[0] / timed_tokens(grouped)[1]:.0%} with group_by_length), "
+          f"{steps - 1 - warmup} timed steps per repetition, {reps} repetitions on {dev}", flush=True)
+    summary = common.summarise(common.interleaved({name: timed(name) for name in runs}, reps), "course")
 
     memory = {}
-    for name, (side, data) in runs.items():  # two steps: the second has the optimizer's state too
+    for name, (side, data, _, options) in runs.items():  # two steps: the second has the optimizer's state too
         model = fresh()
-        memory[name] = common.peak_memory(side(model, data, tok, batch_size, 2, common.Clock()), model)
+        memory[name] = common.peak_memory(side(model, data, tok, batch_size, 2, common.Clock(), **options), model)
 
     config = common.model_config(args.shape, tok)
-    seq = tokens / ((steps - 1 - warmup) * batch_size)
     peak = common.bf16_peak_tflops()
+    adamw = "AdamW " + ("fused" if dev == "cuda" else "for-loop (PyTorch's CPU default)")
     settings = {
-        "course": "training.train + losses.sft_step; AdamW " + ("fused" if dev == "cuda" else "(for-loop)"),
-        "TRL SFTTrainer": "completion_only_loss, fused LM head (default), no gradient checkpointing, "
-                          "AdamW fused (transformers default)",
-        "transformers Trainer": "model's own loss from labels, AdamW fused (transformers default)",
+        "course": f"training.train + losses.sft_step (chunked log-probs on CUDA, full logits on the CPU); {adamw}",
+        "TRL SFTTrainer": "completion_only_loss, its fused LM head (default), no gradient checkpointing (default "
+                          "on), AdamW fused (transformers' default)",
+        "transformers Trainer": "the model's own loss from the labels, AdamW fused (transformers' default)",
+        "course, chunked=True": f"sft_step(chunked=True): the CUDA default, opt-in on the CPU; {adamw}",
+        "course, group_by_length": "TrainConfig(group_by_length=True): other batches (less padding), the same "
+                                   f"examples; {adamw}",
     }
     rows_out = []
-    for name in runs:
+    for name, (_, _, batches_, _) in runs.items():
         s = summary[name]
-        mfu = (common.train_flops_per_token(config, seq) * s["tokens_per_s"] / (peak * 1e12)) if peak else None
+        seq_side = timed_tokens(batches_)[0] / ((steps - 1 - warmup) * batch_size)
+        mfu = (common.train_flops_per_token(config, seq_side) * s["tokens_per_s"] / (peak * 1e12)) if peak else None
         rows_out.append({"benchmark": "sft", "side": name, "shape": args.shape, "device": dev,
                          "precision": "bf16 autocast" if dev == "cuda" else "fp32", "batch": batch_size,
-                         "tokens_per_sequence": round(seq, 1), "peak_memory_mb": round(memory[name], 1),
+                         "tokens_per_sequence": round(seq_side, 1), "peak_memory_mb": round(memory[name], 1),
                          "mfu": None if mfu is None else round(mfu, 4), "settings": settings[name],
                          **{k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}})
     common.emit(rows_out, args.out)

@@ -4,8 +4,10 @@
 cosine decay on batches drawn from ``examples``. The objective is ``loss_fn(model,
 batch) -> (loss, metrics)``, so SFT, reward modelling, DPO and ORPO share the loop.
 
-- the device is the model's; bf16 autocast on CUDA, full precision elsewhere;
+- the device is the model's; on CUDA bf16 autocast, TF32, fused AdamW (``gpu``) and,
+  opt-in, ``torch.compile`` (``config.compile``); full precision elsewhere;
 - seeded: batch k of a run is the same batch however often the run is resumed;
+  opt-in, batches of examples of similar length, to cut padding (``config.group_by_length``);
 - gradient accumulation: ``config.grad_accum`` micro-batches per optimiser step;
 - a progress bar (``progress.Progress``), a one-line summary in headless runs;
 - with ``config.checkpoint_dir`` set, a checkpoint is written atomically every
@@ -22,18 +24,20 @@ import os
 import pickle
 import random
 from array import array
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import _checks
+from . import _checks, gpu
 from ._checks import CheckpointError
 from .progress import Progress
 
 # TrainConfig fields that do not change what a run computes: a checkpoint is reused across them
-_NOT_IN_FINGERPRINT = ("desc", "checkpoint_dir", "checkpoint_every")
+# (compile changes how fast, and the last bits of the numbers on the GPU, not what is computed)
+_NOT_IN_FINGERPRINT = ("desc", "checkpoint_dir", "checkpoint_every", "compile")
+GROUP_POOL = 50  # group_by_length: batches drawn from pools of 50 batches' worth of examples, as transformers does
 
 
 @dataclass
@@ -50,6 +54,8 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 100
     desc: str = "train"
+    group_by_length: bool = False
+    compile: bool = False
 
     def __post_init__(self):
         """Refuse a config that cannot train, when it is made rather than steps into the loop."""
@@ -69,6 +75,9 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: checkpoint_dir={str(self.checkpoint_dir)!r} is a file; "
                                  "pass a directory (it is created if missing) or None")
         _checks.string(where, "desc", self.desc)
+        for name in ("group_by_length", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{where}: {name} must be True or False, got {getattr(self, name)!r}")
 
 
 def seed_everything(seed: int):
@@ -79,17 +88,43 @@ def seed_everything(seed: int):
     torch.manual_seed(seed)
 
 
-def batch_indices(n: int, batch_size: int, seed: int, k: int) -> list[int]:
+def batch_indices(n: int, batch_size: int, seed: int, k: int, lengths=None) -> list[int]:
     """Indices of micro-batch ``k``: examples are read in a fresh seeded permutation
-    each epoch, so the stream is reproducible and needs no state to resume."""
+    each epoch, so the stream is reproducible and needs no state to resume.
+
+    With ``lengths`` (one int per example), batches hold examples of similar length, so a
+    padded batch wastes little: the epoch's permutation is cut into pools of ``GROUP_POOL``
+    batches, each pool sorted by length and cut into batches, and the epoch's batches are
+    shuffled (seeded). Every example is still read once per epoch; only the company it keeps
+    changes."""
     for name, value, minimum in [("n", n, 1), ("batch_size", batch_size, 1), ("seed", seed, 0), ("k", k, 0)]:
         _checks.integer("batch_indices", name, value, minimum)
     if batch_size > n:
         raise ValueError(f"batch_indices: batch_size {batch_size} is larger than the {n} examples")
+    if lengths is not None and (isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__")
+                                or len(lengths) != n):
+        raise ValueError(f"batch_indices: lengths must hold one length per example ({n}), "
+                         f"got {len(lengths) if hasattr(lengths, '__len__') else type(lengths).__name__}")
     per_epoch = n // batch_size
     epoch, j = divmod(k, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return perm[j * batch_size:(j + 1) * batch_size].tolist()
+    if lengths is None:
+        return perm[j * batch_size:(j + 1) * batch_size].tolist()
+    used, pool = perm[:per_epoch * batch_size].tolist(), GROUP_POOL * batch_size
+    grouped = [i for start in range(0, len(used), pool)
+               for i in sorted(used[start:start + pool], key=lambda i: -lengths[i])]   # stable: ties keep their order
+    order = torch.randperm(per_epoch, generator=torch.Generator().manual_seed(seed * 100_003 + epoch + 1)).tolist()
+    return grouped[order[j] * batch_size:(order[j] + 1) * batch_size]
+
+
+def example_length(example) -> int:
+    """The padded length an example brings to a batch: its longest ``*input_ids`` list (a preference pair's
+    longer response), what ``group_by_length`` sorts by."""
+    if not isinstance(example, dict) or not any(key.endswith("input_ids") for key in example):
+        raise ValueError("example_length: group_by_length needs encoded examples (dicts with input_ids, or "
+                         f"chosen_input_ids and rejected_input_ids), got {type(example).__name__}"
+                         + (f" with keys {sorted(example)}" if isinstance(example, dict) else ""))
+    return max(len(value) for key, value in example.items() if key.endswith("input_ids"))
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -177,11 +212,14 @@ def _run_fingerprint(model, loss_fn, examples, first_batch, config: TrainConfig)
 
 def _differences(saved: dict, current: dict) -> list[str]:
     out = []
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
     for key, value in current.items():
         if key == "config":
             for field, v in value.items():
-                if saved.get("config", {}).get(field) != v:
-                    out.append(f"config.{field} ({saved.get('config', {}).get(field)!r} there, {v!r} here)")
+                # a field added to TrainConfig after a checkpoint was written: that run used its default
+                there = saved.get("config", {}).get(field, defaults.get(field))
+                if there != v:
+                    out.append(f"config.{field} ({there!r} there, {v!r} here)")
         elif saved.get(key) != value:
             out.append(f"the objective ({saved.get(key)} there, {value} here)" if key == "objective"
                        else f"the {key}" if key != "data" else "the training examples")
@@ -217,9 +255,15 @@ def _read_checkpoint(file: Path) -> dict:
     return state
 
 
+def _lengths(examples, config: TrainConfig):
+    """Each example's length when ``config.group_by_length``, else None (plain seeded permutations)."""
+    return [example_length(examples[i]) for i in range(len(examples))] if config.group_by_length else None
+
+
 def _first_batch(examples, collate, config: TrainConfig):
     """The run's first micro-batch, collated: part of its fingerprint (a change in ``collate`` shows there)."""
-    return collate([examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, 0)])
+    return collate([examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, 0,
+                                                       _lengths(examples, config))])
 
 
 def finished_run(model, loss_fn, examples, collate, config: TrainConfig) -> bool:
@@ -315,8 +359,7 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
         raise TypeError(f"train: collate must return a dict of tensors, returned {type(first_batch).__name__}")
 
     device = next(model.parameters()).device
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"
-                              and torch.cuda.is_bf16_supported())
+    lengths = _lengths(examples, config)
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     fingerprint = _run_fingerprint(model, loss_fn, examples, first_batch, config) if ckpt else None
     saved, fingerprint, start, history = _resume("train", ckpt, fingerprint)
@@ -331,47 +374,50 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
         return history
     if start:
         print(f"Resuming from {ckpt / 'checkpoint.pt'} after {start} of {config.steps} steps.")
-    model.train()
-    bar = Progress(config.steps, config.desc, unit="steps", initial=start)
-    done = start  # optimiser steps taken, what a checkpoint records
-    finished = False
-    try:
-        for step in range(start, config.steps):
-            seed_everything(config.seed * 1_000_003 + step)  # dropout etc.: the same on a resumed run
-            optimizer.zero_grad(set_to_none=True)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, config)
-            totals = {}
-            for micro in range(config.grad_accum):
-                idx = batch_indices(len(examples), config.batch_size, config.seed, step * config.grad_accum + micro)
-                batch = to_device(collate([examples[i] for i in idx]), device)
-                with autocast:
-                    loss, metrics = _call_loss(loss_fn, model, batch, step)
-                (loss / config.grad_accum).backward()
-                for key, v in {"loss": loss, **metrics}.items():
-                    totals[key] = totals.get(key, 0.0) + float(torch.as_tensor(v).detach()) / config.grad_accum
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            done = step + 1
-            if eval_fn is not None and eval_every and done % eval_every == 0:
-                model.eval()
-                totals.update(eval_fn(model))
-                model.train()
-            if step % config.log_every == 0 or done == config.steps or (eval_every and done % eval_every == 0):
-                history.append({"step": step, "lr": lr_at(step, config), **totals})
-            bar.update(1, loss=f"{totals['loss']:.3f}")
-            if ckpt and done % config.checkpoint_every == 0:
+    gpu.allow_tf32(device)
+    with gpu.compiled_blocks(model, config.compile):  # opt-in, CUDA only; the blocks run eagerly again after
+        model.train()
+        bar = Progress(config.steps, config.desc, unit="steps", initial=start)
+        done = start  # optimiser steps taken, what a checkpoint records
+        finished = False
+        try:
+            for step in range(start, config.steps):
+                seed_everything(config.seed * 1_000_003 + step)  # dropout etc.: the same on a resumed run
+                optimizer.zero_grad(set_to_none=True)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, config)
+                totals = {}
+                for micro in range(config.grad_accum):
+                    idx = batch_indices(len(examples), config.batch_size, config.seed, step * config.grad_accum + micro,
+                                        lengths)
+                    batch = to_device(collate([examples[i] for i in idx]), device)
+                    with gpu.autocast(device):
+                        loss, metrics = _call_loss(loss_fn, model, batch, step)
+                    (loss / config.grad_accum).backward()
+                    for key, v in {"loss": loss, **metrics}.items():
+                        totals[key] = totals.get(key, 0.0) + float(torch.as_tensor(v).detach()) / config.grad_accum
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                done = step + 1
+                if eval_fn is not None and eval_every and done % eval_every == 0:
+                    model.eval()
+                    totals.update(eval_fn(model))
+                    model.train()
+                if step % config.log_every == 0 or done == config.steps or (eval_every and done % eval_every == 0):
+                    history.append({"step": step, "lr": lr_at(step, config), **totals})
+                bar.update(1, loss=f"{totals['loss']:.3f}")
+                if ckpt and done % config.checkpoint_every == 0:
+                    _save_checkpoint(ckpt, model, optimizer, done, history, fingerprint)
+            finished = True
+        except KeyboardInterrupt:
+            if ckpt:
                 _save_checkpoint(ckpt, model, optimizer, done, history, fingerprint)
-        finished = True
-    except KeyboardInterrupt:
-        if ckpt:
-            _save_checkpoint(ckpt, model, optimizer, done, history, fingerprint)
-            print(f"Interrupted after {done} steps; saved {ckpt / 'checkpoint.pt'}. Run again to resume.")
-        raise
-    finally:
-        bar.close()
-        if not finished:
-            model.train(was_training)
+                print(f"Interrupted after {done} steps; saved {ckpt / 'checkpoint.pt'}. Run again to resume.")
+            raise
+        finally:
+            bar.close()
+            if not finished:
+                model.train(was_training)
     if ckpt:
         _save_checkpoint(ckpt, model, optimizer, config.steps, history, fingerprint)
     model.eval()

@@ -1,0 +1,76 @@
+"""Bad input to the fast paths (chunked log-probs and their switches, length-grouped batches): a clear error
+at the door, naming the argument, nothing changed. ``test_misuse.py`` checks that every public function has a
+case here or elsewhere."""
+
+import functools
+import hashlib
+
+import pytest
+import torch
+
+from course_utils import dpo, logprobs, losses
+from course_utils.batching import collate_sft, encode_preference, encode_prompt_completion
+from course_utils.data import format_prompt
+from course_utils.models import load_policy
+from misuse import Case
+
+PROMPT = format_prompt("Write a movie review.")
+
+
+@functools.cache
+def tiny():
+    return load_policy("tiny")
+
+
+def lm():
+    return tiny()[0].train()  # train mode, so a call that leaves it in eval mode is caught
+
+
+def model_state(model):
+    h = hashlib.sha256()
+    for p in model.state_dict().values():
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return model.training, h.hexdigest()
+
+
+def sft_batch():
+    return collate_sft([encode_prompt_completion(tiny()[1], PROMPT, " Great fun.", 64)], tiny()[1].pad_token_id)
+
+
+def dpo_batch():
+    row = dict(encode_preference(tiny()[1], PROMPT, " Great fun.", " Boring.", 64), ref_chosen_logps=-10.0,
+               ref_rejected_logps=-12.0)
+    return dpo.collate_dpo([row], tiny()[1].pad_token_id)
+
+
+def hidden(n=3):
+    return torch.zeros(n, lm().lm_head.in_features)
+
+
+CASES = [
+    Case("logprobs.selected_logprobs", lambda: logprobs.selected_logprobs(hidden(), "lm_head", torch.zeros(3).long()),
+         TypeError, "head"),
+    Case("logprobs.selected_logprobs",
+         lambda: logprobs.selected_logprobs(hidden(), lm().lm_head, torch.zeros(3).long(), chunk_tokens=0),
+         ValueError, "chunk_tokens"),
+    Case("logprobs.selected_logprobs",
+         lambda: logprobs.selected_logprobs(hidden(), lm().lm_head, torch.zeros(2).long()), ValueError, "targets"),
+    Case("logprobs.selected_logprobs",
+         lambda: logprobs.selected_logprobs(hidden(), lm().lm_head, torch.full((3,), 5000)), ValueError, "targets"),
+    Case("logprobs.sequence_logprobs",
+         lambda: logprobs.sequence_logprobs(lm(), *[sft_batch()[k] for k in ("input_ids", "attention_mask",
+                                                                            "completion_mask")], chunked="yes"),
+         TypeError, "chunked", unchanged=lambda: model_state(lm())),
+    Case("losses.sft_step", lambda: losses.sft_step(lm(), sft_batch(), chunked=1), TypeError, "chunked",
+         unchanged=lambda: model_state(lm())),
+    Case("losses.sft_step", lambda: losses.sft_step(lm(), {**sft_batch(), "labels": torch.full((1, 5), -100)},
+                                                    chunked=True), ValueError, "labels",
+         unchanged=lambda: model_state(lm())),
+    Case("dpo.dpo_step", lambda: dpo.dpo_step(lm(), dpo_batch(), chunked="auto"), TypeError, "chunked",
+         unchanged=lambda: model_state(lm())),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.target)
+def test_misuse(case):
+    case.run()
