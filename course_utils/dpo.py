@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import _checks
+from . import _checks, gpu
 from .batching import _check_pad, _check_rows, collate_preference
 from .logprobs import sequence_logprobs
 
@@ -209,7 +209,8 @@ def add_reference_logprobs(reference, rows, pad_token_id: int, batch_size: int =
         for start in range(0, len(rows), batch_size):
             chunk = [rows[i] for i in range(start, min(start + batch_size, len(rows)))]
             batch = {k: v.to(device) for k, v in collate_preference(chunk, pad_token_id).items()}
-            chosen, rejected = _pair_logps(reference, batch)
+            with gpu.autocast(device):  # on CUDA as the policy's log-probs are computed in training (bf16)
+                chosen, rejected = _pair_logps(reference, batch)
             out += [dict(row, ref_chosen_logps=float(c), ref_rejected_logps=float(r))
                     for row, c, r in zip(chunk, chosen.tolist(), rejected.tolist())]
     finally:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _checks
+from . import _checks, gpu
 from .logprobs import token_logprobs
 
 
@@ -169,7 +169,8 @@ def rollout(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, temp
     model.eval()
     try:
         mask, pos = prompt_mask, positions(prompt_mask)
-        out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        with gpu.autocast(device):  # bf16 on CUDA; on the CPU nothing changes
+            out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=pos, use_cache=True)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         tokens, logps, alive = [], [], []
         for _ in range(max_new_tokens):
@@ -185,8 +186,9 @@ def rollout(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, temp
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             pos = pos[:, -1:] + 1
-            out = model(input_ids=token[:, None], attention_mask=mask, position_ids=pos,
-                        past_key_values=out.past_key_values, use_cache=True)
+            with gpu.autocast(device):
+                out = model(input_ids=token[:, None], attention_mask=mask, position_ids=pos,
+                            past_key_values=out.past_key_values, use_cache=True)
     finally:
         model.train(was_training)
     response_mask = torch.stack(alive, 1).long()

@@ -120,8 +120,12 @@ def batch_indices(n: int, batch_size: int, seed: int, k: int, lengths=None) -> l
 def example_length(example) -> int:
     """The padded length an example brings to a batch: its longest ``*input_ids`` list (a preference pair's
     longer response), what ``group_by_length`` sorts by."""
+    return _example_length("example_length", example)
+
+
+def _example_length(where: str, example) -> int:
     if not isinstance(example, dict) or not any(key.endswith("input_ids") for key in example):
-        raise ValueError("example_length: group_by_length needs encoded examples (dicts with input_ids, or "
+        raise ValueError(f"{where}: group_by_length needs encoded examples (dicts with input_ids, or "
                          f"chosen_input_ids and rejected_input_ids), got {type(example).__name__}"
                          + (f" with keys {sorted(example)}" if isinstance(example, dict) else ""))
     return max(len(value) for key, value in example.items() if key.endswith("input_ids"))
@@ -255,15 +259,16 @@ def _read_checkpoint(file: Path) -> dict:
     return state
 
 
-def _lengths(examples, config: TrainConfig):
+def _lengths(where: str, examples, config: TrainConfig):
     """Each example's length when ``config.group_by_length``, else None (plain seeded permutations)."""
-    return [example_length(examples[i]) for i in range(len(examples))] if config.group_by_length else None
+    if not config.group_by_length:
+        return None
+    return [_example_length(where, examples[i]) for i in range(len(examples))]
 
 
-def _first_batch(examples, collate, config: TrainConfig):
+def _first_batch(examples, collate, config: TrainConfig, lengths=None):
     """The run's first micro-batch, collated: part of its fingerprint (a change in ``collate`` shows there)."""
-    return collate([examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, 0,
-                                                       _lengths(examples, config))])
+    return collate([examples[i] for i in batch_indices(len(examples), config.batch_size, config.seed, 0, lengths)])
 
 
 def finished_run(model, loss_fn, examples, collate, config: TrainConfig) -> bool:
@@ -274,7 +279,8 @@ def finished_run(model, loss_fn, examples, collate, config: TrainConfig) -> bool
     if config.checkpoint_dir is None:
         raise ValueError("finished_run: config.checkpoint_dir is None; name the run directory to look in")
     return _finished(config.checkpoint_dir, config.steps, lambda: _run_fingerprint(
-        model, loss_fn, examples, _first_batch(examples, collate, config), config))
+        model, loss_fn, examples, _first_batch(examples, collate, config, _lengths("finished_run", examples, config)),
+        config))
 
 
 def _finished(checkpoint_dir, total: int, fingerprint) -> bool:
@@ -354,12 +360,12 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
     if (eval_fn is None) != (eval_every == 0):
         raise ValueError(f"train: eval_fn and eval_every go together (eval_fn={'given' if eval_fn else None}, "
                          f"eval_every={eval_every}); pass both or neither")
-    first_batch = _first_batch(examples, collate, config)
+    lengths = _lengths("train", examples, config)
+    first_batch = _first_batch(examples, collate, config, lengths)
     if not isinstance(first_batch, dict):
         raise TypeError(f"train: collate must return a dict of tensors, returned {type(first_batch).__name__}")
 
     device = next(model.parameters()).device
-    lengths = _lengths(examples, config)
     ckpt = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     fingerprint = _run_fingerprint(model, loss_fn, examples, first_batch, config) if ckpt else None
     saved, fingerprint, start, history = _resume("train", ckpt, fingerprint)

@@ -1,22 +1,28 @@
 """The fast paths give the numbers of the plain ones (CPU tests).
 
-Chunked log-probs (``logprobs.selected_logprobs``; ``chunked=True`` in ``sequence_logprobs``,
-``losses.sft_step`` and ``dpo.dpo_step``, the default on CUDA) score only the response positions,
-from the last hidden states, a chunk at a time, and never form the full [B, T, V] logits: the same
-log-probs, losses and gradients as the plain log-softmax over the full logits, with one chunk or
-many (then checkpointed). Where each path is chosen: on CUDA chunked, on the CPU plain."""
+- Chunked log-probs (``logprobs.selected_logprobs``; ``chunked=True`` in ``sequence_logprobs``,
+  ``losses.sft_step`` and ``dpo.dpo_step``, the default on CUDA) score only the response positions,
+  from the last hidden states, a chunk at a time, and never form the full [B, T, V] logits: the same
+  log-probs, losses and gradients as the plain log-softmax over the full logits, with one chunk or
+  many (then checkpointed).
+- Length-grouped batches (``TrainConfig(group_by_length=True)``) read every example once per epoch,
+  with a fraction of the padding, and score each example as the plain batches do.
+- What runs where (``gpu``): bf16 autocast, TF32 and compiled blocks on CUDA only; on the CPU
+  nothing changes (checked here), on CUDA each is chosen (checked with CUDA faked)."""
 
+import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
-from course_utils import logprobs
+from course_utils import gpu, logprobs, training
 from course_utils.batching import collate_preference, collate_sft, encode_preference, encode_prompt_completion
 from course_utils.data import format_prompt
 from course_utils.dpo import collate_dpo, dpo_step
 from course_utils.logprobs import selected_logprobs, sequence_logprobs
 from course_utils.losses import sft_step
+from course_utils.training import TrainConfig, batch_indices, train
 
 ROWS = [(format_prompt("Write a movie review."), " The film was great, the actors fun.", " Boring."),
         (format_prompt("Write a tweet."), " Fun today!", " The city council was awful today."),
@@ -162,3 +168,112 @@ def test_chunked_only_by_default_on_cuda_and_only_for_known_heads(make_tiny_lm):
     assert logprobs._use_chunked("test", lm, True) and not logprobs._use_chunked("test", lm, False)
     classifier = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=20))
     assert not logprobs._use_chunked("test", classifier, True)  # no known output layer: the plain path
+
+
+# ---------------------------------------------------------------- length-grouped batches
+
+def sft_like_lengths(n=320, seed=0):
+    """Lengths like the SFT data's: 12 to 96 tokens, many short."""
+    rng = np.random.default_rng(seed)
+    return [12 + min(84, int(x)) for x in rng.exponential(25, n)]
+
+
+def test_group_by_length_reads_every_example_once_per_epoch_and_cuts_padding():
+    lengths = sft_like_lengths()
+    n, batch = len(lengths), 16
+    plain = [batch_indices(n, batch, 3, k) for k in range(n // batch)]
+    grouped = [batch_indices(n, batch, 3, k, lengths) for k in range(n // batch)]
+    assert sorted(i for b in grouped for i in b) == sorted(i for b in plain for i in b) == list(range(n))
+    assert grouped == [batch_indices(n, batch, 3, k, lengths) for k in range(n // batch)]  # seeded: resumable
+    assert [batch_indices(n, batch, 3, k + n // batch, lengths) for k in range(3)] != grouped[:3]  # a new epoch
+
+    def padding(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    assert padding(grouped) < 0.2 * padding(plain)
+
+
+def test_group_by_length_regroups_but_scores_the_same(make_tiny_lm, course_tokenizer):
+    """Grouping changes which examples share a batch, nothing else: over an epoch, the summed response NLL
+    of the grouped batches equals that of the plain ones (padding does not change an example's loss)."""
+    words = ["great", "boring", "fun", "awful", "the", "plot", "was", "actors"]
+    rows = [encode_prompt_completion(course_tokenizer, format_prompt("Write a movie review."),
+                                     " " + " ".join(words[(i + j) % 8] for j in range(1 + i % 13)), 64)
+            for i in range(48)]
+    model = make_tiny_lm(seed=5).double()
+    lengths = [training.example_length(r) for r in rows]
+
+    def epoch_nll(group):
+        total = 0.0
+        for k in range(48 // 8):
+            batch = collate_sft([rows[i] for i in batch_indices(48, 8, 0, k, lengths if group else None)],
+                                course_tokenizer.pad_token_id)
+            with torch.no_grad():
+                loss, metrics = sft_step(model, batch)
+            total += loss.item() * metrics["tokens"]
+        return total
+
+    assert epoch_nll(True) == pytest.approx(epoch_nll(False), rel=1e-12)
+
+
+def test_example_length_is_the_longest_input_ids():
+    assert training.example_length({"input_ids": [1, 2, 3], "completion_mask": [0, 1, 1]}) == 3
+    assert training.example_length({"chosen_input_ids": [1] * 4, "rejected_input_ids": [1] * 7, "x": [0] * 9}) == 7
+
+
+def test_group_by_length_is_part_of_the_run_and_compile_is_not(tmp_path):
+    """A checkpoint of a grouped run is not resumed by a plain one; compile (speed only) changes nothing; a
+    checkpoint written before these fields existed still resumes (it ran with their defaults)."""
+    model = torch.nn.Linear(3, 1)
+    fingerprint = training._run_fingerprint(model, "loss", [{"x": 1}] * 4, {"x": torch.ones(1)},
+                                            TrainConfig(steps=2, batch_size=2))
+    for changed, differs in [({"group_by_length": True}, True), ({"compile": True}, False)]:
+        other = training._run_fingerprint(model, "loss", [{"x": 1}] * 4, {"x": torch.ones(1)},
+                                          TrainConfig(steps=2, batch_size=2, **changed))
+        assert bool(training._differences(fingerprint, other)) == differs, changed
+    old = dict(fingerprint, config={k: v for k, v in fingerprint["config"].items() if k != "group_by_length"})
+    assert training._differences(old, fingerprint) == []
+
+
+def test_train_with_group_by_length_trains():
+    rows = [{"input_ids": list(range(2 + i % 7)), "x": torch.randn(3), "y": torch.randn(())} for i in range(32)]
+    history = train(torch.nn.Linear(3, 1), lambda m, b: (((m(b["x"]).squeeze(-1) - b["y"]) ** 2).mean(), {}), rows,
+                    lambda rs: {"x": torch.stack([r["x"] for r in rs]), "y": torch.stack([r["y"] for r in rs])},
+                    TrainConfig(steps=6, batch_size=4, group_by_length=True, log_every=1))
+    assert len(history) == 6
+
+
+# ---------------------------------------------------------------- what runs where: CUDA only
+
+def test_on_the_cpu_the_gpu_helpers_change_nothing(make_tiny_lm):
+    model = make_tiny_lm()
+    precision = torch.get_float32_matmul_precision()
+    assert not gpu.bf16_supported("cpu") and not gpu.bf16_supported(model)
+    assert not gpu.allow_tf32("cpu") and torch.get_float32_matmul_precision() == precision
+    with gpu.autocast(model):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+        assert not torch.is_autocast_enabled("cpu")
+    with gpu.compiled_blocks(model) as compiled:
+        assert not compiled
+        assert all(getattr(b, "_compiled_call_impl", None) is None for b in model.transformer.h)
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning")  # the autocast is made, never entered
+def test_on_cuda_the_gpu_helpers_choose_the_fast_paths(make_tiny_lm, monkeypatch):
+    """The selection, with CUDA faked (no GPU here): bf16 autocast, TF32, compiled blocks undone afterwards."""
+    model = make_tiny_lm()
+    monkeypatch.setattr(gpu, "_device_type", lambda where, device: "cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    context = gpu.autocast(model)
+    assert isinstance(context, torch.autocast) and context.device == "cuda" and context.fast_dtype == torch.bfloat16
+    compiled_calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, *a, **k: (compiled_calls.append(self), setattr(self, "_compiled_call_impl", 1)))
+    with gpu.compiled_blocks(model) as compiled:
+        assert compiled and compiled_calls == list(model.transformer.h)
+        assert all(b._compiled_call_impl == 1 for b in model.transformer.h)
+    assert all(b._compiled_call_impl is None for b in model.transformer.h)  # eager again after training
+    with gpu.compiled_blocks(model, enabled=False) as compiled:
+        assert not compiled
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda p: compiled_calls.append(p))
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert gpu.allow_tf32("cuda") and compiled_calls[-1] == "high" and torch.backends.cudnn.allow_tf32

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 import torch
 
-from course_utils import dpo, logprobs, losses
+from course_utils import dpo, gpu, logprobs, losses, training
 from course_utils.batching import collate_sft, encode_preference, encode_prompt_completion
 from course_utils.data import format_prompt
 from course_utils.models import load_policy
@@ -67,6 +67,22 @@ CASES = [
                                                     chunked=True), ValueError, "labels",
          unchanged=lambda: model_state(lm())),
     Case("dpo.dpo_step", lambda: dpo.dpo_step(lm(), dpo_batch(), chunked="auto"), TypeError, "chunked",
+         unchanged=lambda: model_state(lm())),
+    # length-grouped batches
+    Case("training.TrainConfig", lambda: training.TrainConfig(steps=4, group_by_length="yes"), TypeError,
+         "group_by_length"),
+    Case("training.TrainConfig", lambda: training.TrainConfig(steps=4, compile=1), TypeError, "compile"),
+    Case("training.batch_indices", lambda: training.batch_indices(8, 2, 0, 0, lengths=[3, 4]), ValueError, "lengths"),
+    Case("training.example_length", lambda: training.example_length({"x": [1, 2]}), ValueError, "input_ids"),
+    Case("training.train", lambda: training.train(lm(), losses.sft_step, [{"text": "a"}] * 4, lambda rows: {},
+                                                  training.TrainConfig(steps=1, batch_size=2, group_by_length=True)),
+         ValueError, "train: .*input_ids", unchanged=lambda: model_state(lm())),
+    # what runs on a GPU
+    Case("gpu.bf16_supported", lambda: gpu.bf16_supported("tpu"), ValueError, "device"),
+    Case("gpu.autocast", lambda: gpu.autocast(3), TypeError, "device"),
+    Case("gpu.allow_tf32", lambda: gpu.allow_tf32("gpu"), ValueError, "device"),
+    Case("gpu.compiled_blocks", lambda: gpu.compiled_blocks("model"), TypeError, "model"),
+    Case("gpu.compiled_blocks", lambda: gpu.compiled_blocks(lm(), enabled="yes"), TypeError, "enabled",
          unchanged=lambda: model_state(lm())),
 ]
 
