@@ -240,19 +240,19 @@ def summarise(rates: dict, baseline: str) -> dict:
 # ---------------------------------------------------------------- memory
 
 class LiveBytes(TorchDispatchMode):
-    """Peak bytes of live CPU tensor storage while it is active, counting every storage that an operator
-    creates and releasing it when the storage is freed. Storages that exist before (the weights, the
-    inputs) are left out unless ``known`` tensors are registered... they are counted from their first use
-    only if they were not registered with ``ignore``. Slow (Python on every operator): for a separate,
-    untimed run."""
+    """Peak bytes of live CPU tensor storage while the mode is active: every storage an operator returns
+    is counted when first seen and released when it is freed (a finalizer on the storage). The storages of
+    ``ignore`` (the weights) are not counted; other storages that existed before are counted from their
+    first use by an operator. Independent of the allocator, so the same work measures the same on any
+    machine. Slow (Python on every operator): for a separate, untimed run."""
 
     def __init__(self, ignore=()):
         super().__init__()
         self.live: dict[int, int] = {}
         self.now = self.peak = 0
-        for t in ignore:
-            self.live[id(t.untyped_storage())] = 0
-            self._keep = getattr(self, "_keep", []) + [t.untyped_storage()]
+        self._ignored = [t.untyped_storage() for t in ignore]  # kept alive, so their ids stay theirs
+        for storage in self._ignored:
+            self.live[id(storage)] = 0
 
     def _free(self, key):
         self.now -= self.live.pop(key, 0)

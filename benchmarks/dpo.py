@@ -88,8 +88,8 @@ def main():
     dev = common.device()
     tok = common.tokenizer()
     batch_size = 4 if args.quick else PAIRS_PER_BATCH[args.shape]
-    steps, warmup = (4, 1) if args.quick else (STEPS, WARMUP)
-    reps = args.reps or (2 if args.quick else 3)
+    steps, warmup = (3, 1) if args.quick else (STEPS, WARMUP)
+    reps = args.reps or (1 if args.quick else 3)
     n = batch_size * 8
     init = common.new_model(args.shape, tok, dropout=False).state_dict()
 

@@ -4,10 +4,13 @@
 Identical: the same weights, the same left-padded prompts (notebook 04's four instructions, each
 repeated, as RL samples a group per prompt), pure sampling at temperature 1 (``generate`` with
 ``top_k=0, top_p=1.0``: its default ``top_k=50`` would be another distribution), the same number of
-new tokens: with random weights the end token has probability ~1/vocabulary, so every row runs to
-``max_new_tokens`` on both sides (checked). The course's sampler also returns each token's log-prob
-under the model, which RL needs; ``generate`` is timed returning tokens only. Both in eval mode,
-with the KV cache (transformers' default dynamic cache), fp32 on the CPU and bf16 weights on a GPU.
+new tokens: both keep computing every row until the batch ends, and with random weights the end token
+has probability ~1/vocabulary, so a batch runs to ``max_new_tokens`` on both sides (checked). The
+course's sampler also returns each token's log-prob under the model, which RL needs; ``generate`` is
+timed twice: returning tokens only, and returning the logits of every step (``output_logits=True``),
+from which the same log-probs are taken (checked equal).
+All in eval mode, with the KV cache (transformers' default dynamic cache), fp32 on the CPU, bf16 on a GPU
+(the course's autocast; ``generate`` on bf16 weights).
 """
 
 from __future__ import annotations
@@ -33,14 +36,39 @@ def course_side(model, tok, texts, new_tokens, seed):
     return out
 
 
-def generate_side(model, tok, texts, new_tokens, seed):
+def generate_side(model, tok, texts, new_tokens, seed, logprobs=False):
     inputs = tok(texts, return_tensors="pt", padding=True).to(model.device)   # left-padded (load_tokenizer)
     torch.manual_seed(seed)
     with torch.no_grad():
         out = model.generate(**inputs, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                             max_new_tokens=new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    assert out.shape[1] == inputs["input_ids"].shape[1] + new_tokens, "a batch ended early"
-    return out
+                             max_new_tokens=new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                             return_dict_in_generate=True, output_logits=logprobs)
+        tokens = out.sequences[:, inputs["input_ids"].shape[1]:]
+        assert tokens.shape[1] == new_tokens, "a batch ended early: the two sides did different work"
+        if logprobs:  # what RL needs: log π(y_t | x, y_<t) of each sampled token
+            logits = torch.stack(out.logits, 1).float()
+            return tokens, logits.log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
+    return tokens, None
+
+
+def generate_logprobs_side(model, tok, texts, new_tokens, seed):
+    return generate_side(model, tok, texts, new_tokens, seed, logprobs=True)
+
+
+def check_same_logprobs(model, tok, texts, new_tokens):
+    """The log-probs ``generate``'s logits give are the course's (``response_logprobs``) for its tokens (fp32).
+    A row that ends keeps being fed (padding, attended to) until the batch ends, on both sides alike."""
+    from course_utils.generation import Rollout, response_logprobs
+    if next(model.parameters()).device.type != "cpu":
+        return
+    tokens, logps = generate_logprobs_side(model, tok, texts, new_tokens, 0)
+    prompt = tok(texts, return_tensors="pt", padding=True)
+    ones = torch.ones_like(tokens)
+    sampled = Rollout(torch.cat([prompt["input_ids"], tokens], 1), torch.cat([prompt["attention_mask"], ones], 1),
+                      ones, logps, torch.zeros(len(texts), dtype=torch.bool), prompt["input_ids"].shape[1])
+    with torch.no_grad():
+        ours = response_logprobs(model, sampled)
+    assert (ours - logps).abs().max() < 1e-4, "generate's log-probs differ from the course's"
 
 
 def main():
@@ -51,10 +79,12 @@ def main():
     new_tokens = 8 if args.quick else NEW_TOKENS[args.shape]
     reps = args.reps or (2 if args.quick else 5)
     model = common.new_model(args.shape, tok, device=dev).eval()
-    if dev == "cuda":
-        model = model.to(torch.bfloat16)
     texts = prompts(batch)
-    sides = {"course": course_side, "transformers generate": generate_side}
+    generate_model = model if dev == "cpu" else common.new_model(args.shape, tok, device=dev).to(torch.bfloat16)
+    check_same_logprobs(model, tok, texts, new_tokens)
+    sides = {"course": course_side,
+             "transformers generate": lambda m, *a: generate_side(generate_model, *a),
+             "generate + log-probs": lambda m, *a: generate_logprobs_side(generate_model, *a)}
     seeds = iter(range(10_000))
 
     def timed(side):
@@ -73,7 +103,8 @@ def main():
     memory = {name: common.peak_memory(lambda: side(model, tok, texts, new_tokens, 0), model)
               for name, side in sides.items()}
     settings = {"course": "generation.rollout (returns tokens and their log-probs)",
-                "transformers generate": "do_sample, top_k=0, top_p=1.0, temperature 1, dynamic KV cache"}
+                "transformers generate": "do_sample, top_k=0, top_p=1.0, temperature 1, dynamic KV cache; tokens only",
+                "generate + log-probs": "the same with output_logits=True, log_softmax of the sampled tokens"}
     common.emit([{"benchmark": "rollout", "side": name, "shape": args.shape, "device": dev,
                   "precision": "bf16" if dev == "cuda" else "fp32", "batch": batch,
                   "tokens_per_sequence": new_tokens, "peak_memory_mb": round(memory[name], 1),

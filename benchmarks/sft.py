@@ -120,8 +120,8 @@ def main():
     dev = common.device()
     tok = common.tokenizer()
     batch_size = 4 if args.quick else BATCH[args.shape]
-    steps, warmup = (4, 1) if args.quick else (STEPS, WARMUP)
-    reps = args.reps or (2 if args.quick else 3)
+    steps, warmup = (3, 1) if args.quick else (STEPS, WARMUP)
+    reps = args.reps or (1 if args.quick else 3)
     n = batch_size * 8
     rows = (common.sft_rows(tok, n, 96) if LENGTH[args.shape] is None
             else common.long_sft_rows(tok, n, LENGTH[args.shape]))

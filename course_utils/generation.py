@@ -124,10 +124,10 @@ def _processed(logits: torch.Tensor, temperature: float, top_k, top_p, never) ->
     """The logits sampled from: banned tokens removed, divided by the temperature, then
     only the ``top_k`` most likely tokens, then the smallest set of tokens whose
     probability reaches ``top_p``."""
-    logits = logits.clone()
     if never is not None:
-        logits[:, never] = -float("inf")
-    logits = logits / temperature
+        logits = logits.index_fill(-1, torch.tensor(never, device=logits.device), -float("inf"))
+    if temperature != 1:  # dividing by 1 changes no number: no copy of the logits for it
+        logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, -float("inf"))
