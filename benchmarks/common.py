@@ -174,6 +174,17 @@ def preference_texts(n: int, seed: int = 0) -> list[dict]:
 
 # ---------------------------------------------------------------- timing
 
+def collect_garbage():
+    """Free what earlier runs left (models in reference cycles with their trainers) before the next one:
+    fully on a GPU, whose memory they would fill; on the CPU the young generations only (a full collection
+    of a process that imported transformers and TRL takes most of a second)."""
+    if torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
+    else:
+        gc.collect(1)
+
+
 class Clock:
     """Timestamps of the steps of one run, wall-clock and CPU time (this process, all its threads):
     ``tick()`` at the start of every step. The steady-state time per step leaves out the first
@@ -207,7 +218,7 @@ def interleaved(sides: dict, reps: int, warmup_rep: bool = False) -> dict:
     out = {name: [] for name in names}
     for r in range(reps):
         for name in (names if r % 2 == 0 else names[::-1]):
-            gc.collect()
+            collect_garbage()
             tokens, (wall, cpu) = sides[name]()
             counted = r > 0 or not warmup_rep
             if counted:
@@ -277,9 +288,8 @@ def peak_memory(fn, model) -> float:
     peak of live tensor storage (``LiveBytes``), which does not depend on the allocator."""
     weights = sum(t.untyped_storage().nbytes() for t in {id(p): p for p in
                   list(model.parameters()) + list(model.buffers())}.values())
-    gc.collect()
+    collect_garbage()
     if torch.cuda.is_available():
-        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         fn()
         torch.cuda.synchronize()

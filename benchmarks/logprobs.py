@@ -45,6 +45,8 @@ def course_chunked(model, batch):
 
 def main():
     args = common.arguments(__doc__.splitlines()[0], default_shape=DEFAULT_SHAPE)
+    if args.quick:
+        args.shape = "tiny"
     dev = common.device()
     tok = common.tokenizer()
     batch_size = 4 if args.quick else BATCH[args.shape]

@@ -31,7 +31,7 @@ def benchmark(monkeypatch, tmp_path):
 @pytest.mark.parametrize("name, sides", [
     ("sft", {"course", "TRL SFTTrainer", "transformers Trainer", "course, chunked=True", "course, group_by_length"}),
     ("dpo", {"course", "TRL DPOTrainer", "course, chunked=True"}),
-    ("rollout", {"course", "transformers generate"}),
+    ("rollout", {"course", "transformers generate", "generate + log-probs"}),
     ("logprobs", {"course", "course, chunked", "plain log_softmax"}),
 ])
 def test_each_benchmark_runs_and_reports(benchmark, name, sides):
