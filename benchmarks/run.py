@@ -5,6 +5,7 @@ and a table with the ratios and the machine printed at the end.
     python benchmarks/run.py --quick          # seconds: checks that each script runs (nothing written)
     python benchmarks/run.py --only sft dpo   # some of them
     python benchmarks/run.py --markdown FILE  # print FILE's table as Markdown (for the README)
+    python benchmarks/run.py --plot FILE      # draw FILE's plot again (FILE with .png)
 
 Each script runs in its own process, one after the other, so that they do not compete for the
 machine. ``course_speedup`` is the course's tokens/s over the other side's, the median of the
@@ -77,6 +78,8 @@ def plot(rows: list[dict], path: Path):
 
     others = [r for r in rows if r["side"] != "course"]
     labels = [f"{r['benchmark']}\nvs {r['side']}" for r in others]
+    # the course's own opt-in paths (or the CUDA defaults) against its default, apart from the libraries
+    colors = ["tab:green" if r["side"].startswith("course") else "tab:blue" for r in others]
     speedup = [float(r["course_speedup"]) for r in others]
     low = [s - float(r["course_speedup_min"]) for s, r in zip(speedup, others)]
     high = [float(r["course_speedup_max"]) - s for s, r in zip(speedup, others)]
@@ -84,14 +87,18 @@ def plot(rows: list[dict], path: Path):
     memory = [float(r["peak_memory_mb"]) / course_memory[r["benchmark"]] for r in others]
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.55 * len(others) + 1.6), sharey=True)
     y = range(len(others))
-    axes[0].barh(y, speedup, xerr=[low, high], color="tab:blue", capsize=3)
+    axes[0].barh(y, speedup, xerr=[low, high], color=colors, capsize=3)
     axes[0].axvline(1, color="black", lw=1)
-    axes[0].set_xlabel("course tokens/s ÷ other side's (range over repetitions)")
-    axes[1].barh(y, memory, color="tab:orange")
+    per = "tokens per CPU-second" if rows[0]["device"] == "cpu" else "tokens/s"
+    axes[0].set_xlabel(f"course {per} ÷ other side's (median, range over repetitions)")
+    axes[1].barh(y, memory, color=colors)
     axes[1].axvline(1, color="black", lw=1)
     axes[1].set_xlabel("other side's peak memory ÷ course's")
     axes[0].set_yticks(list(y), labels, fontsize=8)
     axes[0].invert_yaxis()
+    from matplotlib.patches import Patch
+    axes[1].legend(handles=[Patch(color="tab:blue", label="transformers, TRL, the plain way"),
+                            Patch(color="tab:green", label="the course's opt-in path")], fontsize=8, loc="lower right")
     fig.suptitle(f"{rows[0]['machine_text']}; {rows[0]['versions']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -104,10 +111,15 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny runs that check the scripts work; writes nothing")
     parser.add_argument("--shape", choices=("tiny", "gpt2"), default=None)
     parser.add_argument("--markdown", metavar="CSV", help="print a results file's table as Markdown and exit")
+    parser.add_argument("--plot", metavar="CSV", help="draw a results file's plot again and exit")
     args = parser.parse_args()
-    if args.markdown:
-        with open(args.markdown) as f:
-            print(table(list(csv.DictReader(f)), markdown=True))
+    if args.markdown or args.plot:
+        with open(args.markdown or args.plot) as f:
+            rows = list(csv.DictReader(f))
+        if args.markdown:
+            print(table(rows, markdown=True))
+        else:
+            plot(rows, Path(args.plot).with_suffix(".png"))
         return
     rows, seconds = run(args.only, args.quick, args.shape)
     if not args.quick:

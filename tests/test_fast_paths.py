@@ -277,3 +277,9 @@ def test_on_cuda_the_gpu_helpers_choose_the_fast_paths(make_tiny_lm, monkeypatch
     monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda p: compiled_calls.append(p))
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     assert gpu.allow_tf32("cuda") and compiled_calls[-1] == "high" and torch.backends.cudnn.allow_tf32
+
+
+def test_the_course_models_use_scaled_dot_product_attention():
+    """transformers picks SDPA (flash attention on a GPU) for GPT-2 by itself; the course's loaders keep it."""
+    from course_utils.models import load_policy
+    assert load_policy("tiny")[0].config._attn_implementation == "sdpa"
