@@ -172,6 +172,33 @@ def preference_texts(n: int, seed: int = 0) -> list[dict]:
     return list(human_preference_pairs(load_corpus("train"), n, seed=seed))
 
 
+def long_preference_texts(tok, n: int, length: int, seed: int = 0) -> list[dict]:
+    """``n`` pairs whose prompt + response fills up to ``length`` tokens: each response is corpus texts of the
+    prompt's domain joined until the next would not fit (for long-sequence benchmarks on a GPU)."""
+    from course_utils.data import INSTRUCTIONS, format_prompt, load_corpus
+    corpus = load_corpus("train").shuffle(seed=seed)
+    domains = list(INSTRUCTIONS)
+    texts = {d: iter([t for t, dd in zip(corpus["text"], corpus["domain"]) if dd == d]) for d in domains}
+    pairs = []
+    for i in range(n):
+        domain = domains[i % len(domains)]
+        prompt = format_prompt(INSTRUCTIONS[domain])
+        room = length - len(tok(prompt)["input_ids"]) - 1        # the end token
+        sides = []
+        for _ in range(2):
+            parts, used = [], 0
+            while True:
+                text = next(texts[domain])
+                size = len(tok(" " + text, add_special_tokens=False)["input_ids"])
+                if used + size > room:
+                    break
+                parts.append(text)
+                used += size
+            sides.append(" " + " ".join(parts))
+        pairs.append({"prompt": prompt, "chosen": sides[0], "rejected": sides[1]})
+    return pairs
+
+
 # ---------------------------------------------------------------- timing
 
 def collect_garbage():

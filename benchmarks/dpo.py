@@ -22,18 +22,19 @@ import common
 from sft import _Tick, batches, quietly, trainer_args
 
 PAIRS_PER_BATCH = {"tiny": 16, "gpt2": 8}
-MAX_LENGTH = {"tiny": 76, "gpt2": 1024}  # tiny: notebook 07's DPO_MAX_LENGTH
+MAX_LENGTH = {"tiny": 76, "gpt2": 512}   # tiny: notebook 07's DPO_MAX_LENGTH, human pairs; gpt2: long pairs
 STEPS, WARMUP = 7, 2
 LR, BETA = 1e-4, 0.1
 
 
-def encoded_pairs(tok, n: int, max_length: int, reference) -> tuple[list[dict], list[dict]]:
+def encoded_pairs(tok, n: int, max_length: int, reference, long: bool = False) -> tuple[list[dict], list[dict]]:
     """Pairs encoded as the course encodes them (``runs.dpo_pairs``: longer ones left out), with the
-    reference log-probs added; and the same pairs as text, for TRL."""
+    reference log-probs added; and the same pairs as text, for TRL. ``long``: pairs that fill ``max_length``."""
     from course_utils.batching import encode_preference_dataset
     from course_utils.dpo import add_reference_logprobs
 
-    texts = common.preference_texts(int(n * 1.5) + 16)
+    texts = (common.long_preference_texts(tok, n, max_length) if long
+             else common.preference_texts(int(n * 1.5) + 16))
     encoded = encode_preference_dataset(tok, texts, max_length + 1)
     keep = [i for i, r in enumerate(encoded)
             if max(len(r["chosen_input_ids"]), len(r["rejected_input_ids"])) <= max_length][:n]
@@ -98,7 +99,7 @@ def main():
         model.load_state_dict(init)
         return model
 
-    rows, texts = encoded_pairs(tok, n, MAX_LENGTH[args.shape], fresh())
+    rows, texts = encoded_pairs(tok, n, MAX_LENGTH[args.shape], fresh(), long=args.shape != "tiny")
     order = batches(n, batch_size, steps)
     ordered_rows = [rows[i] for idx in order for i in idx]
     ordered_texts = [texts[i] for idx in order for i in idx]

@@ -283,3 +283,52 @@ def test_the_course_models_use_scaled_dot_product_attention():
     """transformers picks SDPA (flash attention on a GPU) for GPT-2 by itself; the course's loaders keep it."""
     from course_utils.models import load_policy
     assert load_policy("tiny")[0].config._attn_implementation == "sdpa"
+
+
+# ---------------------------------------------------------------- bit for bit the same
+
+def test_scoring_without_a_kv_cache_changes_no_bit(make_tiny_lm, sft_batch):
+    """sft_step passes use_cache=False (no cache built and thrown away); the loss and gradients are those of a
+    forward pass that builds the cache, bit for bit (dropout on, seeded alike)."""
+    from course_utils.losses import sft_loss
+    model = make_tiny_lm(seed=6).train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.1
+    out = []
+    for fn in (lambda: sft_step(model, sft_batch, chunked=False)[0],
+               lambda: sft_loss(model(input_ids=sft_batch["input_ids"], attention_mask=sft_batch["attention_mask"],
+                                      use_cache=True).logits, sft_batch["labels"])):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)
+        loss = fn()
+        loss.backward()
+        out.append((loss.detach(), grads(model)))
+    assert torch.equal(out[0][0], out[1][0])
+    assert all(torch.equal(out[0][1][name], out[1][1][name]) for name in out[0][1])
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p, never", [(1.0, None, None, [1]), (1.0, None, None, None),
+                                                               (0.7, 5, 0.9, [1]), (1.3, None, 0.5, None)])
+def test_the_sampler_processes_logits_as_before(temperature, top_k, top_p, never):
+    """One copy of the logits per token (index_fill, no division at temperature 1): bit for bit the logits the
+    two-copy version (clone, assign, divide) gave, so the samples and log-probs are the same."""
+    from course_utils.generation import _processed
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0))
+
+    def before(x):
+        x = x.clone()
+        if never is not None:
+            x[:, never] = -float("inf")
+        x = x / temperature
+        if top_k is not None:
+            x = x.masked_fill(x < torch.topk(x, top_k, dim=-1).values[:, -1:], -float("inf"))
+        if top_p is not None:
+            sorted_x, order = torch.sort(x, descending=True, dim=-1)
+            above = sorted_x.softmax(-1).cumsum(-1) - sorted_x.softmax(-1)
+            x = x.masked_fill(torch.zeros_like(x, dtype=torch.bool).scatter(-1, order, above >= top_p), -float("inf"))
+        return x
+
+    original = logits.clone()
+    assert torch.equal(_processed(logits, temperature, top_k, top_p, never), before(logits))
+    assert torch.equal(logits, original)  # the model's logits are not changed in place
