@@ -24,7 +24,7 @@ import os
 import pickle
 import random
 from array import array
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,9 @@ from .progress import Progress
 # TrainConfig fields that do not change what a run computes: a checkpoint is reused across them
 # (compile changes how fast, and the last bits of the numbers on the GPU, not what is computed)
 _NOT_IN_FINGERPRINT = ("desc", "checkpoint_dir", "checkpoint_every", "compile")
+# TrainConfig fields added after checkpoints were written, with the value those runs had: such a checkpoint is
+# still the same run as one made now with that value
+_ADDED_FIELDS = {"group_by_length": False}
 GROUP_POOL = 50  # group_by_length: batches drawn from pools of 50 batches' worth of examples, as transformers does
 
 
@@ -216,12 +219,10 @@ def _run_fingerprint(model, loss_fn, examples, first_batch, config: TrainConfig)
 
 def _differences(saved: dict, current: dict) -> list[str]:
     out = []
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
     for key, value in current.items():
         if key == "config":
             for field, v in value.items():
-                # a field added to TrainConfig after a checkpoint was written: that run used its default
-                there = saved.get("config", {}).get(field, defaults.get(field))
+                there = saved.get("config", {}).get(field, _ADDED_FIELDS.get(field))
                 if there != v:
                     out.append(f"config.{field} ({there!r} there, {v!r} here)")
         elif saved.get(key) != value:
