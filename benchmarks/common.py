@@ -101,8 +101,8 @@ def bf16_peak_tflops() -> float | None:
 
 
 def train_flops_per_token(config, seq_len: float) -> float:
-    """6 N + 12 L H T: the FLOPs of a training step per token (the issue's MFU formula; N without embeddings'
-    lookups counted separately, as PaLM's appendix B)."""
+    """6 N + 12 L H T: the FLOPs of a training step per token, N every parameter (GPT-2: 124M, the tied
+    embedding counted once, as it is used: as the output layer), L layers, H the width, T the sequence length."""
     n = sum(p.numel() for p in _params_of(config))
     return 6 * n + 12 * config.n_layer * config.n_embd * seq_len
 
