@@ -127,8 +127,6 @@ A1_HANG_FOREVER = Fixture("hang_forever", what="an endless loop that ignores int
                                                     "    except KeyboardInterrupt:\n        pass"},
                           loses=A1_TESTS, status="timed out")
 
-
-
 A2_NAME = "a2_dpo_vs_rlhf"
 A2 = [
     Fixture("solution", what="the solution itself: full automatic marks"),
@@ -150,7 +148,8 @@ A3_MEASURED = frozenset({"test_pair_logprobs", "test_likelihoods"})  # computed 
 A3 = [
     Fixture("solution", what="the solution itself: full automatic marks"),
     Fixture("logprob_mean", what="the mean of the response's token log-probs instead of their sum",
-            answers={"response_logprob": _edit(A3_NAME, "response_logprob", "return (per_token * completion_mask[:, 1:]).sum(-1)",
+            answers={"response_logprob": _edit(A3_NAME, "response_logprob",
+                                               "return (per_token * completion_mask[:, 1:]).sum(-1)",
                                                "return (per_token * completion_mask[:, 1:]).sum(-1) / "
                                                "completion_mask[:, 1:].sum(-1)")},
             loses=A3_MEASURED | {"test_logprob_sum"}),
@@ -160,13 +159,14 @@ A3 = [
                                          "    per_token = logps.gather(-1, input_ids.unsqueeze(-1)).squeeze(-1)\n"
                                          "    return (per_token * completion_mask).sum(-1)"},
             loses=A3_MEASURED | {"test_logprob_shift"}),
-    Fixture("logprob_prompt_and_padding", what="no mask: the prompt's and the padding's tokens summed with the response's",
-            answers={"response_logprob": _edit(A3_NAME, "response_logprob", "(per_token * completion_mask[:, 1:]).sum(-1)",
-                                               "per_token.sum(-1)")},
+    Fixture("logprob_prompt_and_padding", what="no mask: the prompt's and the padding's tokens summed with the "
+                                               "response's",
+            answers={"response_logprob": _edit(A3_NAME, "response_logprob",
+                                               "(per_token * completion_mask[:, 1:]).sum(-1)", "per_token.sum(-1)")},
             loses=A3_MEASURED | {"test_logprob_mask"}),
     Fixture("logprob_raw_logits", what="logits used as log-probs (no log-softmax)",
-            answers={"response_logprob": _edit(A3_NAME, "response_logprob", "torch.log_softmax(logits[:, :-1], dim=-1)",
-                                               "logits[:, :-1]")},
+            answers={"response_logprob": _edit(A3_NAME, "response_logprob",
+                                               "torch.log_softmax(logits[:, :-1], dim=-1)", "logits[:, :-1]")},
             loses=A3_MEASURED | {"test_logprob_normalised"}),
 ]
 
