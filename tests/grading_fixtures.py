@@ -57,12 +57,18 @@ def submission(assignment: str, answers: dict[str, str]) -> nbformat.NotebookNod
     return nb
 
 
+def _edit(assignment: str, name: str, old: str = "", new: str = "") -> str:
+    """The solution's code of one answer cell, with ``old`` replaced by ``new``."""
+    code = solution_answers(assignment)[name]
+    if old not in code:
+        raise ValueError(f"fixture edit: {old!r} is not in the solution's {name} of {assignment} "
+                         "(did the solution change?)")
+    return code.replace(old, new)
+
+
 def _a1(name: str, old: str = "", new: str = "") -> str:
     """The solution's code of one answer cell of assignment 1, with ``old`` replaced by ``new``."""
-    code = solution_answers("a1_diverse_preferences")[name]
-    if old not in code:
-        raise ValueError(f"fixture edit: {old!r} is not in the solution's {name} (did the solution change?)")
-    return code.replace(old, new)
+    return _edit("a1_diverse_preferences", name, old, new)
 
 
 A1_TESTS = frozenset({"test_opposite_sign", "test_win_matrix", "test_count_cycles", "test_bt_loss_sign",
@@ -121,4 +127,47 @@ A1_HANG_FOREVER = Fixture("hang_forever", what="an endless loop that ignores int
                                                     "    except KeyboardInterrupt:\n        pass"},
                           loses=A1_TESTS, status="timed out")
 
-FIXTURES = {"a1_diverse_preferences": A1}
+A2_NAME = "a2_dpo_vs_rlhf"
+A2 = [
+    Fixture("solution", what="the solution itself: full automatic marks"),
+    Fixture("dpo_beta_sign", what="DPO loss with the sign of beta flipped: -log sigma(-beta * margin)",
+            answers={"dpo_loss": _edit(A2_NAME, "dpo_loss", "logsigmoid(beta * margin)", "logsigmoid(-beta * margin)")},
+            loses=frozenset({"test_dpo_sign", "test_results"})),
+    Fixture("dpo_no_reference", what="DPO loss without the reference model: log pi_theta(y_w) - log pi_theta(y_l)",
+            answers={"dpo_loss": _edit(A2_NAME, "dpo_loss", "torch.log_softmax(theta, dim=-1) - log_ref",
+                                       "torch.log_softmax(theta, dim=-1)")},
+            loses=frozenset({"test_dpo_reference", "test_results"})),
+    Fixture("kl_penalty_sign", what="RLHF reward with the KL penalty's sign flipped: r + beta log(pi / pi_ref)",
+            answers={"reinforce_kl_loss": _edit(A2_NAME, "reinforce_kl_loss", "reward[actions] - beta *",
+                                                "reward[actions] + beta *")},
+            loses=frozenset({"test_reinforce_kl", "test_train_rlhf", "test_results"})),
+]
+
+A3_NAME = "a3_sft_vs_dpo"
+A3_MEASURED = frozenset({"test_pair_logprobs", "test_likelihoods"})  # computed with response_logprob
+A3 = [
+    Fixture("solution", what="the solution itself: full automatic marks"),
+    Fixture("logprob_mean", what="the mean of the response's token log-probs instead of their sum",
+            answers={"response_logprob": _edit(A3_NAME, "response_logprob",
+                                               "return (per_token * completion_mask[:, 1:]).sum(-1)",
+                                               "return (per_token * completion_mask[:, 1:]).sum(-1) / "
+                                               "completion_mask[:, 1:].sum(-1)")},
+            loses=A3_MEASURED | {"test_logprob_sum"}),
+    Fixture("logprob_no_shift", what="no shift: the logits at position t scored against the token at t",
+            answers={"response_logprob": "def response_logprob(logits, input_ids, completion_mask):\n"
+                                         "    logps = torch.log_softmax(logits, dim=-1)\n"
+                                         "    per_token = logps.gather(-1, input_ids.unsqueeze(-1)).squeeze(-1)\n"
+                                         "    return (per_token * completion_mask).sum(-1)"},
+            loses=A3_MEASURED | {"test_logprob_shift"}),
+    Fixture("logprob_prompt_and_padding", what="no mask: the prompt's and the padding's tokens summed with the "
+                                               "response's",
+            answers={"response_logprob": _edit(A3_NAME, "response_logprob",
+                                               "(per_token * completion_mask[:, 1:]).sum(-1)", "per_token.sum(-1)")},
+            loses=A3_MEASURED | {"test_logprob_mask"}),
+    Fixture("logprob_raw_logits", what="logits used as log-probs (no log-softmax)",
+            answers={"response_logprob": _edit(A3_NAME, "response_logprob",
+                                               "torch.log_softmax(logits[:, :-1], dim=-1)", "logits[:, :-1]")},
+            loses=A3_MEASURED | {"test_logprob_normalised"}),
+]
+
+FIXTURES = {"a1_diverse_preferences": A1, A2_NAME: A2, A3_NAME: A3}
