@@ -333,7 +333,8 @@ def arguments(description: str, default_shape=None) -> argparse.Namespace:
     default_shape = default_shape or {"cpu": "tiny", "cuda": "gpt2"}
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--shape", choices=sorted(SHAPES), default=None,
-                        help=f"model shape (default: {default_shape['cuda']} on a GPU, {default_shape['cpu']} on the CPU)")
+                        help=f"model shape (default: {default_shape['cuda']} on a GPU, "
+                             f"{default_shape['cpu']} on the CPU)")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per side, the first a warm-up")
     parser.add_argument("--quick", action="store_true", help="a few seconds: checks that the script runs")
     parser.add_argument("--out", default=None, help="append the result rows (JSON lines) to this file")

@@ -87,7 +87,8 @@ def main():
                 clock.tick()
                 return tokens, clock.seconds(0, 2)
             return go
-        summary = common.summarise(common.interleaved({n: timed(fn) for n, fn in sides.items()}, reps, warmup_rep=True), "course")
+        rates = common.interleaved({n: timed(fn) for n, fn in sides.items()}, reps, warmup_rep=True)
+        summary = common.summarise(rates, "course")
         for name, fn in sides.items():
             memory = common.peak_memory(lambda: run(fn), model)
             rows.append({"benchmark": f"logprobs ({mode})", "side": name, "shape": args.shape, "device": dev,

@@ -98,8 +98,8 @@ def main():
 
     print(f"rollouts: {args.shape} shape, {batch} prompts, {new_tokens} new tokens each, {reps} repetitions on {dev}",
           flush=True)
-    summary = common.summarise(common.interleaved({name: timed(side) for name, side in sides.items()}, reps, warmup_rep=True),
-                               "course")
+    rates = common.interleaved({name: timed(side) for name, side in sides.items()}, reps, warmup_rep=True)
+    summary = common.summarise(rates, "course")
     memory = {name: common.peak_memory(lambda: side(model, tok, texts, new_tokens, 0), model)
               for name, side in sides.items()}
     settings = {"course": "generation.rollout (returns tokens and their log-probs)",

@@ -132,7 +132,8 @@ def main():
             writer.writerows(rows)
         plot(rows, results / f"{name}.png")
         print(f"\nwrote {results / name}.csv and .png")
-    print(f"\n{rows[0]['machine_text']}; {rows[0]['versions']}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    print(f"\n{rows[0]['machine_text']}; {rows[0]['versions']}; OMP_NUM_THREADS={threads}")
     print(table(rows))
     print(f"\nall benchmarks: {seconds / 60:.1f} min")
 

@@ -150,8 +150,8 @@ def _scored_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     return torch.zeros(where.shape, dtype=logps.dtype, device=logps.device).masked_scatter(where, logps)
 
 
-def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      completion_mask: torch.Tensor, average: bool = False, chunked: bool | None = None) -> torch.Tensor:
+def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
+                      average: bool = False, chunked: bool | None = None) -> torch.Tensor:
     """log π(y | x) of each response in a right-padded batch.
 
     input_ids, attention_mask, completion_mask: [B, T] (as from ``collate_sft`` or
