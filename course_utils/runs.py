@@ -85,14 +85,17 @@ def sft_recipe(profile, tokenizer):
     return examples, partial(collate_sft, pad_token_id=tokenizer.pad_token_id, mask_prompt=True), config
 
 
-def sft_policy(profile, notebook: str):
-    """Notebook 01's SFT policy (prompt masked) and its tokenizer, in eval mode."""
+def sft_policy(profile, notebook: str, history: bool = False):
+    """Notebook 01's SFT policy (prompt masked) and its tokenizer, in eval mode (with ``history=True``, also the
+    run's history: ``train``'s list of logged steps)."""
     run_dir(notebook, "sft", profile)  # checks both arguments before any loading
+    if not isinstance(history, bool):
+        raise TypeError(f"sft_policy: history must be True or False, got {history!r}")
     model, tokenizer = load_policy(profile.model, profile.device)
     examples, collate, config = sft_recipe(profile, tokenizer)
-    _from_earlier_or_train(model, sft_step, examples, collate, config,
-                           run_dir("01", "sft-masked", profile), run_dir(notebook, "sft", profile))
-    return model.eval(), tokenizer
+    log = _from_earlier_or_train(model, sft_step, examples, collate, config,
+                                 run_dir("01", "sft-masked", profile), run_dir(notebook, "sft", profile))
+    return (model.eval(), tokenizer, log) if history else (model.eval(), tokenizer)
 
 
 def _sft_given(where: str, profile, notebook: str, policy, tokenizer):

@@ -1,5 +1,5 @@
-"""Bad input to the ORPO helpers (log1mexp, log-odds, the odds-ratio term, the loss, its metrics, the step) and to
-notebook 08's recipe: a clear error at the door, naming the argument, nothing changed. ``test_misuse.py`` checks
+"""Bad input to the ORPO helpers (log1mexp, log-odds, the odds-ratio term, the loss, its metrics, the step), to
+notebook 08's recipe and to the step costs it measures (``costs``): a clear error at the door, naming the argument, nothing changed. ``test_misuse.py`` checks
 that every public function has a case here or elsewhere."""
 
 import functools
@@ -8,7 +8,7 @@ import hashlib
 import pytest
 import torch
 
-from course_utils import orpo, runs
+from course_utils import costs, orpo, runs
 from course_utils.batching import collate_preference, encode_preference
 from course_utils.data import format_prompt
 from course_utils.models import load_policy
@@ -77,6 +77,14 @@ CASES = [
     Case("runs.orpo_policy", lambda: runs.orpo_policy(get_profile("smoke"), "../09"), ValueError, "notebook"),
     Case("runs.orpo_policy", lambda: runs.orpo_policy(get_profile("smoke"), "09", "base", tiny()[1]), TypeError,
          "policy"),
+    Case("runs.sft_policy", lambda: runs.sft_policy(get_profile("smoke"), "09", history=1), TypeError, "history"),
+    Case("costs.activation_bytes", lambda: costs.activation_bytes("orpo", lm(), batch()), TypeError, "loss_fn",
+         unchanged=lambda: model_state(lm())),
+    Case("costs.activation_bytes", lambda: costs.activation_bytes(orpo.orpo_step, lm(), [batch()]), TypeError,
+         "batch", unchanged=lambda: model_state(lm())),
+    Case("costs.activation_bytes", lambda: costs.activation_bytes(orpo.orpo_step, None, batch()), TypeError,
+         "model"),
+    Case("costs.training_state_bytes", lambda: costs.training_state_bytes(lm().state_dict()), TypeError, "model"),
 ]
 
 
