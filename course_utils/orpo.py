@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from . import _checks
 from .dpo import _check_batch, _pair_logps, _PAIR_KEYS
 
+
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
     """log(1 - exp(x)) for x <= 0, elementwise (any shape), without cancellation (Mächler 2012):
 
