@@ -166,12 +166,13 @@ def preference_metrics(policy_chosen_logps, policy_rejected_logps, ref_chosen_lo
 
 # ---------------------------------------------------------------- the batch and the training step
 
-def _pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """log π(y_w|x), log π(y_l|x) of a ``collate_preference`` batch: chosen and rejected in one forward pass."""
+def _pair_logps(model, batch: dict, average: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """log π(y_w|x), log π(y_l|x) of a ``collate_preference`` batch: chosen and rejected in one forward pass
+    (with ``average=True``, the mean per-token log-probabilities instead, as ORPO uses)."""
     ids = torch.cat([batch["chosen_input_ids"], batch["rejected_input_ids"]])
     attention = torch.cat([batch["chosen_attention_mask"], batch["rejected_attention_mask"]])
     completion = torch.cat([batch["chosen_completion_mask"], batch["rejected_completion_mask"]])
-    return sequence_logprobs(model, ids, attention, completion).chunk(2)
+    return sequence_logprobs(model, ids, attention, completion, average=average).chunk(2)
 
 
 def _check_batch(where: str, batch, keys) -> None:

@@ -27,6 +27,7 @@ from .data import DOMAINS, INSTRUCTIONS, format_prompt, load_corpus, sft_dataset
 from .dpo import add_reference_logprobs, collate_dpo, dpo_objective, without_dropout
 from .losses import sft_step
 from .models import load_policy
+from .orpo import orpo_objective
 from .policy_gradient import ADVANTAGES, reinforce_step
 from .ppo import ppo_step
 from .raft import raft_step
@@ -85,14 +86,17 @@ def sft_recipe(profile, tokenizer):
     return examples, partial(collate_sft, pad_token_id=tokenizer.pad_token_id, mask_prompt=True), config
 
 
-def sft_policy(profile, notebook: str):
-    """Notebook 01's SFT policy (prompt masked) and its tokenizer, in eval mode."""
+def sft_policy(profile, notebook: str, history: bool = False):
+    """Notebook 01's SFT policy (prompt masked) and its tokenizer, in eval mode (with ``history=True``, also the
+    run's history: ``train``'s list of logged steps)."""
     run_dir(notebook, "sft", profile)  # checks both arguments before any loading
+    if not isinstance(history, bool):
+        raise TypeError(f"sft_policy: history must be True or False, got {history!r}")
     model, tokenizer = load_policy(profile.model, profile.device)
     examples, collate, config = sft_recipe(profile, tokenizer)
-    _from_earlier_or_train(model, sft_step, examples, collate, config,
-                           run_dir("01", "sft-masked", profile), run_dir(notebook, "sft", profile))
-    return model.eval(), tokenizer
+    log = _from_earlier_or_train(model, sft_step, examples, collate, config,
+                                 run_dir("01", "sft-masked", profile), run_dir(notebook, "sft", profile))
+    return (model.eval(), tokenizer, log) if history else (model.eval(), tokenizer)
 
 
 def _sft_given(where: str, profile, notebook: str, policy, tokenizer):
@@ -154,20 +158,27 @@ DPO_LR = {"smoke": 1e-4, "cpu": 1e-4, "gpu": 5e-6}
 DPO_BETA = 0.1
 
 
-def dpo_pairs(profile, tokenizer, reference, pairs=None):
-    """Encoded preference pairs for DPO with the reference's log-probs added (``dpo.add_reference_logprobs``):
-    ``pairs`` (``prompt``/``chosen``/``rejected`` rows; by default notebook 07's human pairs from the training
-    split), encoded, those longer than ``DPO_MAX_LENGTH`` tokens left out; ``pair`` is each row's index in
-    ``pairs``."""
-    _check_profile("dpo_pairs", profile)
-    _checks.tokenizer("dpo_pairs", "tokenizer", tokenizer)
-    _checks.model("dpo_pairs", "reference", reference)
+def encoded_pairs(profile, tokenizer, pairs=None):
+    """Encoded preference pairs (``batching.encode_preference``): ``pairs`` (``prompt``/``chosen``/``rejected``
+    rows; by default notebook 07's human pairs from the training split), those longer than ``DPO_MAX_LENGTH``
+    tokens left out (every response keeps its end token); ``pair`` is each row's index in ``pairs``. DPO's
+    examples add the reference's log-probs (``dpo_pairs``); ORPO's are these."""
+    _check_profile("encoded_pairs", profile)
+    _checks.tokenizer("encoded_pairs", "tokenizer", tokenizer)
     if pairs is None:
         pairs = human_preference_pairs(load_corpus("train"), DPO_PAIRS[profile.name], seed=0)
     encoded = encode_preference_dataset(tokenizer, pairs, DPO_MAX_LENGTH + 1)  # a pair cut at the limit is too long
-    keep = [dict(row, pair=i) for i, row in enumerate(encoded)
+    return [dict(row, pair=i) for i, row in enumerate(encoded)
             if max(len(row["chosen_input_ids"]), len(row["rejected_input_ids"])) <= DPO_MAX_LENGTH]
-    return add_reference_logprobs(reference, keep, tokenizer.pad_token_id)
+
+
+def dpo_pairs(profile, tokenizer, reference, pairs=None):
+    """Encoded preference pairs for DPO (``encoded_pairs``) with the reference's log-probs added
+    (``dpo.add_reference_logprobs``); ``pair`` is each row's index in ``pairs``."""
+    _check_profile("dpo_pairs", profile)
+    _checks.tokenizer("dpo_pairs", "tokenizer", tokenizer)
+    _checks.model("dpo_pairs", "reference", reference)
+    return add_reference_logprobs(reference, encoded_pairs(profile, tokenizer, pairs), tokenizer.pad_token_id)
 
 
 DPO_RUN_LOSSES = {"sigmoid": "dpo", "ipo": "ipo"}   # loss type: run name (IPO: τ = DPO_BETA, summed log-ratios)
@@ -240,6 +251,43 @@ def raft_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None
                    replace(config, checkpoint_dir=str(run_dir(notebook, "raft", profile))),
                    frozen={"reward_model": reward})
     return (trained.eval(), log) if history else trained.eval()
+
+
+# notebook 08's ORPO run: from the base model, in one stage, on notebook 07's human pairs (``encoded_pairs``)
+ORPO_STEPS = {"smoke": 12, "cpu": 150, "gpu": 2000}
+ORPO_BATCH = DPO_BATCH
+ORPO_LR = {"smoke": 3e-4, "cpu": 3e-4, "gpu": 5e-5}
+ORPO_LAMBDA = 0.5
+
+
+def orpo_recipe(profile, tokenizer):
+    """Notebook 08's ORPO run: its collate function, config and objective (``encoded_pairs`` gives its examples)."""
+    _check_profile("orpo_recipe", profile)
+    _checks.tokenizer("orpo_recipe", "tokenizer", tokenizer)
+    steps = ORPO_STEPS[profile.name]
+    config = TrainConfig(steps=steps, batch_size=ORPO_BATCH[profile.name], lr=ORPO_LR[profile.name],
+                         warmup_steps=max(1, steps // 10), log_every=5, seed=0, desc="ORPO (human pairs)")
+    return partial(collate_preference, pad_token_id=tokenizer.pad_token_id), config, orpo_objective(ORPO_LAMBDA)
+
+
+def orpo_policy(profile, notebook: str, policy=None, tokenizer=None):
+    """Notebook 08's ORPO policy (trained from the BASE model, no SFT stage, on human pairs), in eval mode, with
+    its tokenizer; ``policy`` and ``tokenizer``: the base model and its tokenizer, if the notebook has them
+    already (it is not changed; dropout is switched off in the trained copy, as TRL's ``ORPOTrainer`` does).
+    Loaded from notebook 08's finished run when it matches, else trained under ``notebook``'s own run."""
+    run_dir(notebook, "orpo", profile)
+    if (policy is None) != (tokenizer is None):
+        raise ValueError("orpo_policy: pass policy and tokenizer together (the base model and its tokenizer), "
+                         "or neither")
+    if policy is None:
+        policy, tokenizer = load_policy(profile.model, profile.device)
+    _checks.model("orpo_policy", "policy", policy)
+    _checks.tokenizer("orpo_policy", "tokenizer", tokenizer)
+    model = without_dropout(copy.deepcopy(policy))
+    collate, config, objective = orpo_recipe(profile, tokenizer)
+    _from_earlier_or_train(model, objective, encoded_pairs(profile, tokenizer), collate, config,
+                           run_dir("08", "orpo", profile), run_dir(notebook, "orpo", profile))
+    return model.eval(), tokenizer
 
 
 def policy_gradient_recipe(profile, method: str):
