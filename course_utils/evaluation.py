@@ -140,23 +140,24 @@ def distinct_n(responses, n: int = 2) -> float:
 
 def evaluate_policy(model, reference, tokenizer, judge, domains, seed: int = 12345, max_new_tokens: int = 64,
                     reward_model=None, batch_size: int = 64) -> dict:
-    """One fresh sample from ``model`` per entry of ``domains`` (that domain's instruction, temperature 1,
-    ``generation.generate`` seeded with ``seed``) and what the course measures of it:
+    """One fresh sample from ``model`` per entry of ``domains`` (that domain's instruction, temperature 1; the
+    samples of ``generation.generate`` with ``seed`` and ``batch_size``) and what the course measures of it:
 
     - ``prompts``, ``domains``, ``responses`` and ``finished`` (whether the response ended with the end token);
     - ``judge``: the judge's score of each response, against the domain it was asked for;
-    - ``log_ratio``: log π(y|x) - log π_ref(y|x) under ``model`` and ``reference``; its mean estimates
-      KL(π ‖ π_ref) (k1, unbiased; exactly 0 when ``reference`` is ``model``);
+    - ``log_ratio``: log π(y|x) - log π_ref(y|x) of the sampled tokens (the end token included when the response
+      has it): π's from the sampler's own pass, π_ref's from one forward pass of ``reference`` over the rollout
+      (no re-tokenisation of the text). Its mean estimates KL(π ‖ π_ref) (k1, unbiased); exactly 0 when
+      ``reference`` is ``model``;
     - ``reward``: the reward model's score r_φ(x, y), only with ``reward_model`` (the proxy);
     - ``words``: each response's number of words.
 
     Arrays of one entry per sample. Every policy evaluated with the same ``domains`` and ``seed`` starts from the
-    same random numbers. Models are used in eval mode and handed back in the mode they came in."""
-    from .generation import generate
+    same random numbers. Models run in eval mode and are handed back in the mode they came in."""
+    from .generation import _check_prompts, decode, response_logprobs, rollout
     from .judge import Judge
     from .reward_model import score_responses
 
-    _checks.model("evaluate_policy", "model", model)
     _checks.model("evaluate_policy", "reference", reference)
     _checks.tokenizer("evaluate_policy", "tokenizer", tokenizer)
     if not isinstance(judge, Judge):
@@ -167,19 +168,30 @@ def evaluate_policy(model, reference, tokenizer, judge, domains, seed: int = 123
     if unknown:
         raise ValueError(f"evaluate_policy: domains must be among {list(DOMAINS)}, got {unknown}")
     _checks.integer("evaluate_policy", "seed", seed, minimum=0)
-    _checks.integer("evaluate_policy", "max_new_tokens", max_new_tokens, minimum=1)
     _checks.integer("evaluate_policy", "batch_size", batch_size, minimum=1)
     if reward_model is not None:
         _checks.model("evaluate_policy", "reward_model", reward_model)
     prompts = [format_prompt(INSTRUCTIONS[d]) for d in domains]
-    out = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
-    out.update(prompts=prompts, domains=list(domains))
+    _check_prompts("evaluate_policy", model, tokenizer, prompts, max_new_tokens)
+    out = {"prompts": prompts, "domains": list(domains), "responses": [], "finished": []}
+    log_ratio = []
+    was_training = reference.training
+    reference.eval()
+    try:
+        for k, start in enumerate(range(0, len(prompts), batch_size)):
+            sampled = rollout(model, tokenizer, prompts[start:start + batch_size], max_new_tokens, seed=seed + k)
+            out["responses"] += decode(tokenizer, sampled)
+            out["finished"] += sampled.finished.tolist()
+            if reference is model:
+                log_ratio.append(torch.zeros(len(sampled.finished)))
+            else:
+                with torch.no_grad():
+                    reference_logps = response_logprobs(reference, sampled)
+                log_ratio.append(((sampled.logprobs - reference_logps) * sampled.response_mask).sum(-1).cpu())
+    finally:
+        reference.train(was_training)
+    out["log_ratio"] = torch.cat(log_ratio).double().numpy()
     out["judge"] = judge.score(out["responses"], domains=list(domains))["score"]
-    if reference is model:
-        out["log_ratio"] = np.zeros(len(prompts))
-    else:
-        out["log_ratio"] = (sample_logprobs(model, tokenizer, prompts, out["responses"], out["finished"])
-                            - sample_logprobs(reference, tokenizer, prompts, out["responses"], out["finished"]))
     if reward_model is not None:
         out["reward"] = score_responses(reward_model, tokenizer, prompts, out["responses"])
     out["words"] = np.array([len(r.split()) for r in out["responses"]])
