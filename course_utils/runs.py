@@ -30,6 +30,7 @@ from .models import load_policy
 from .orpo import orpo_objective
 from .policy_gradient import ADVANTAGES, reinforce_step
 from .ppo import ppo_step
+from .raft import raft_step
 from .preferences import human_preference_pairs
 from .profiles import Profile
 from .reward_model import reward_model_from_policy, reward_step
@@ -108,31 +109,43 @@ def _sft_given(where: str, profile, notebook: str, policy, tokenizer):
     return policy, tokenizer
 
 
-def reward_recipe(profile, tokenizer, length_bias: float = 0.0):
-    """Notebook 02's reward model run on human preference pairs (optionally length-biased)."""
+def reward_recipe(profile, tokenizer, length_bias: float = 0.0, steps: int | None = None):
+    """Notebook 02's reward model run on human preference pairs (optionally length-biased).
+
+    ``steps``: the optimiser steps, by default the profile's ``RM_STEPS``; fewer steps also draw fewer pairs
+    (every pair is seen once), so ``steps`` sets how much preference data the model learns from (notebook 09's
+    weaker proxies)."""
     _check_profile("reward_recipe", profile)
     _checks.tokenizer("reward_recipe", "tokenizer", tokenizer)
     _checks.number("reward_recipe", "length_bias", length_bias, nonnegative=True)
-    steps = RM_STEPS[profile.name]
+    steps = RM_STEPS[profile.name] if steps is None else _checks.integer("reward_recipe", "steps", steps, minimum=1)
     # enough pairs that every one is seen once (a fifth of random pairs tie and are dropped)
     pairs = human_preference_pairs(load_corpus("train"), steps * RM_BATCH * 5 // 4 + 64, seed=0,
                                    length_bias=length_bias)
     examples = encode_preference_dataset(tokenizer, pairs, RM_MAX_LENGTH[profile.name])
     config = TrainConfig(steps=steps, batch_size=RM_BATCH, lr=RM_LR[profile.name],
                          warmup_steps=steps // 10, log_every=5, seed=0,
-                         desc="reward model" + (f" (length bias {length_bias})" if length_bias else ""))
+                         desc="reward model" + (f" (length bias {length_bias})" if length_bias else "")
+                         + (f" ({steps * RM_BATCH} pairs)" if steps != RM_STEPS[profile.name] else ""))
     return examples, partial(collate_preference, pad_token_id=tokenizer.pad_token_id), config
 
 
-def reward_model(profile, notebook: str, policy=None, tokenizer=None):
+def reward_model(profile, notebook: str, policy=None, tokenizer=None, steps: int | None = None):
     """Notebook 02's reward model (unbiased labels), in eval mode, with its tokenizer;
-    ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already."""
-    run_dir(notebook, "reward", profile)
+    ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already.
+
+    ``steps``: fewer optimiser steps (and pairs) than notebook 02's (``reward_recipe``): a weaker proxy, trained
+    under ``runs/<notebook>-reward-<steps>steps-<profile>``."""
+    _check_profile("reward_model", profile)
+    if steps is not None:
+        _checks.integer("reward_model", "steps", steps, minimum=1)
+    name = "reward" if steps is None or steps == RM_STEPS[profile.name] else f"reward-{steps}steps"
+    run_dir(notebook, name, profile)
     policy, tokenizer = _sft_given("reward_model", profile, notebook, policy, tokenizer)
     model = reward_model_from_policy(policy)
-    examples, collate, config = reward_recipe(profile, tokenizer)
+    examples, collate, config = reward_recipe(profile, tokenizer, steps=steps)
     _from_earlier_or_train(model, reward_step, examples, collate, config,
-                           run_dir("02", "reward", profile), run_dir(notebook, "reward", profile))
+                           run_dir("02", name, profile), run_dir(notebook, name, profile))
     return model.eval(), tokenizer
 
 
@@ -168,27 +181,78 @@ def dpo_pairs(profile, tokenizer, reference, pairs=None):
     return add_reference_logprobs(reference, encoded_pairs(profile, tokenizer, pairs), tokenizer.pad_token_id)
 
 
-def dpo_recipe(profile, tokenizer):
-    """Notebook 07's DPO run: its collate function, config and objective (``dpo_pairs`` gives its examples)."""
+DPO_RUN_LOSSES = {"sigmoid": "dpo", "ipo": "ipo"}   # loss type: run name (IPO: τ = DPO_BETA, summed log-ratios)
+
+
+def dpo_recipe(profile, tokenizer, loss_type: str = "sigmoid"):
+    """Notebook 07's DPO run: its collate function, config and objective (``dpo_pairs`` gives its examples).
+    ``loss_type="ipo"``: the same run with notebook 07's IPO loss (τ = ``DPO_BETA``, the paper's summed form)."""
     _check_profile("dpo_recipe", profile)
     _checks.tokenizer("dpo_recipe", "tokenizer", tokenizer)
+    _checks.choice("dpo_recipe", "loss_type", loss_type, DPO_RUN_LOSSES)
     steps = DPO_STEPS[profile.name]
     config = TrainConfig(steps=steps, batch_size=DPO_BATCH[profile.name], lr=DPO_LR[profile.name],
-                         warmup_steps=max(1, steps // 10), log_every=5, seed=0, desc="DPO (human pairs)")
-    return partial(collate_dpo, pad_token_id=tokenizer.pad_token_id), config, dpo_objective("sigmoid", DPO_BETA)
+                         warmup_steps=max(1, steps // 10), log_every=5, seed=0,
+                         desc=f"{DPO_RUN_LOSSES[loss_type].upper()} (human pairs)")
+    return partial(collate_dpo, pad_token_id=tokenizer.pad_token_id), config, dpo_objective(loss_type, DPO_BETA)
 
 
-def dpo_policy(profile, notebook: str, policy=None, tokenizer=None):
+def dpo_policy(profile, notebook: str, policy=None, tokenizer=None, loss_type: str = "sigmoid"):
     """Notebook 07's DPO policy (trained from the SFT policy on human pairs), in eval mode, with its tokenizer;
-    ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already (it is not changed)."""
-    run_dir(notebook, "dpo", profile)
+    ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already (it is not changed).
+    ``loss_type="ipo"``: the same recipe with the IPO loss (``dpo_recipe``), under ``runs/<notebook>-ipo-<profile>``
+    (notebook 07 trains IPO only on its small set of pairs, so there is no earlier run to load)."""
+    _checks.choice("dpo_policy", "loss_type", loss_type, DPO_RUN_LOSSES)
+    name = DPO_RUN_LOSSES[loss_type]
+    run_dir(notebook, name, profile)
     policy, tokenizer = _sft_given("dpo_policy", profile, notebook, policy, tokenizer)
     model = without_dropout(copy.deepcopy(policy))
     examples = dpo_pairs(profile, tokenizer, model)
-    collate, config, objective = dpo_recipe(profile, tokenizer)
+    collate, config, objective = dpo_recipe(profile, tokenizer, loss_type)
     _from_earlier_or_train(model, objective, examples, collate, config,
-                           run_dir("07", "dpo", profile), run_dir(notebook, "dpo", profile))
+                           run_dir("07", name, profile), run_dir(notebook, name, profile))
     return model.eval(), tokenizer
+
+
+# notebook 03's reward-ranked fine-tuning: rounds, prompts per instruction per round, samples per prompt
+# (smoke: the first of notebook 03's two rounds, to fit notebook 09's smoke budget)
+RAFT_ROUNDS = {"smoke": 1, "cpu": 3, "gpu": 3}
+RAFT_PROMPTS = {"smoke": 8, "cpu": 32, "gpu": 32}
+RAFT_SAMPLES = 8
+
+
+def raft_recipe(profile):
+    """Notebook 03's RAFT run: its prompts (every instruction ``RAFT_PROMPTS`` times, in ``DOMAINS`` order),
+    loop config (one iteration per round) and the settings of ``raft.raft_step``. In the ``smoke`` profile only
+    the first of notebook 03's two rounds."""
+    _check_profile("raft_recipe", profile)
+    prompts = [format_prompt(INSTRUCTIONS[d]) for d in DOMAINS for _ in range(RAFT_PROMPTS[profile.name])]
+    config = RLConfig(iterations=RAFT_ROUNDS[profile.name], prompts_per_iteration=len(prompts), seed=0,
+                      checkpoint_every=1, desc="RAFT")
+    settings = dict(samples_per_prompt=RAFT_SAMPLES, max_new_tokens=profile.max_new_tokens, lr=profile.lr,
+                    max_length=SFT_MAX_LENGTH)
+    return prompts, config, settings
+
+
+def raft_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None, history: bool = False):
+    """Notebook 03's RAFT policy (its rounds, seeds and settings: ``raft_recipe``), in eval mode (with
+    ``history=True``: the policy and one dict of metrics per round).
+
+    ``policy``/``tokenizer``/``reward``: the SFT policy, its tokenizer and notebook 02's reward model, if the
+    notebook has them already (all three, or none; none is changed). Notebook 03 runs its rounds in its own
+    cells and saves nothing, so the run is trained (resumably, a checkpoint per round) under ``notebook``'s own
+    run directory, and loaded from there when it is finished."""
+    run_dir(notebook, "raft", profile)
+    if not isinstance(history, bool):
+        raise TypeError(f"raft_policy: history must be True or False, got {history!r}")
+    policy, tokenizer, reward = _sft_and_reward("raft_policy", profile, notebook, policy, tokenizer, reward)
+    trained = copy.deepcopy(policy)
+    prompts, config, settings = raft_recipe(profile)
+    step = raft_step(trained, reward, tokenizer, prompts, **settings)
+    log = train_rl({"policy": trained}, step, prompts,
+                   replace(config, checkpoint_dir=str(run_dir(notebook, "raft", profile))),
+                   frozen={"reward_model": reward})
+    return (trained.eval(), log) if history else trained.eval()
 
 
 # notebook 08's ORPO run: from the base model, in one stage, on notebook 07's human pairs (``encoded_pairs``)
