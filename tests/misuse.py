@@ -7,11 +7,14 @@ A test module ``tests/test_*misuse*.py`` exports ``CASES: list[Case]``.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 import pytest
+import torch
 
 
 @dataclass
@@ -32,3 +35,25 @@ class Case:
         if self.unchanged:
             assert self.unchanged() == before, f"{self.target}: state changed by a rejected call"
         return info
+
+
+# ---------------------------------------------------------------- what the model-taking cases share
+
+@functools.cache
+def tiny():
+    """The course's tiny model and tokenizer, loaded once per test session."""
+    from course_utils.models import load_policy
+
+    return load_policy("tiny")
+
+
+def lm():
+    return tiny()[0].train()  # train mode, so a call that leaves it in eval mode is caught
+
+
+def model_state(model):
+    """Mode, a hash of every weight and the dropout rates: what a refused call must leave as it was."""
+    h = hashlib.sha256()
+    for p in model.state_dict().values():
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return model.training, h.hexdigest(), [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]

@@ -11,21 +11,11 @@ import torch
 from course_utils import evaluation, raft, runs
 from course_utils.data import format_prompt
 from course_utils.judge import Judge
-from course_utils.models import load_policy
 from course_utils.profiles import get_profile
-from misuse import Case
+from misuse import Case, lm, tiny
 
 PROMPT = format_prompt("Write a movie review.")
 SMOKE = get_profile("smoke")
-
-
-@functools.cache
-def tiny():
-    return load_policy("tiny")
-
-
-def lm():
-    return tiny()[0].train()  # train mode, so a call that leaves it in eval mode is caught
 
 
 def tok():

@@ -2,8 +2,6 @@
 at the door, naming the argument, nothing changed. ``test_misuse.py`` checks that every public function has a
 case here or elsewhere."""
 
-import functools
-import hashlib
 
 import pytest
 import torch
@@ -11,26 +9,9 @@ import torch
 from course_utils import dpo, gpu, logprobs, losses, training
 from course_utils.batching import collate_sft, encode_preference, encode_prompt_completion
 from course_utils.data import format_prompt
-from course_utils.models import load_policy
-from misuse import Case
+from misuse import Case, lm, model_state, tiny
 
 PROMPT = format_prompt("Write a movie review.")
-
-
-@functools.cache
-def tiny():
-    return load_policy("tiny")
-
-
-def lm():
-    return tiny()[0].train()  # train mode, so a call that leaves it in eval mode is caught
-
-
-def model_state(model):
-    h = hashlib.sha256()
-    for p in model.state_dict().values():
-        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return model.training, h.hexdigest()
 
 
 def sft_batch():

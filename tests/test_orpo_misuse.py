@@ -3,7 +3,6 @@ notebook 08's recipe and to the step costs it measures (``costs``): a clear erro
 that every public function has a case here or elsewhere."""
 
 import functools
-import hashlib
 
 import pytest
 import torch
@@ -11,28 +10,11 @@ import torch
 from course_utils import costs, orpo, runs
 from course_utils.batching import collate_preference, encode_preference
 from course_utils.data import format_prompt
-from course_utils.models import load_policy
 from course_utils.profiles import get_profile
-from misuse import Case
+from misuse import Case, lm, model_state, tiny
 
 PROMPT = format_prompt("Write a movie review.")
 LOGPS = [torch.tensor([-3.0, -4.0]), torch.tensor([-3.5, -2.0])]
-
-
-@functools.cache
-def tiny():
-    return load_policy("tiny")
-
-
-def lm():
-    return tiny()[0].train()  # train mode, so a call that leaves it in eval mode is caught
-
-
-def model_state(model):
-    h = hashlib.sha256()
-    for p in model.state_dict().values():
-        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return model.training, h.hexdigest(), [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
 
 
 @functools.cache
