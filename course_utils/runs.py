@@ -30,9 +30,9 @@ from .models import load_policy
 from .orpo import orpo_objective
 from .policy_gradient import ADVANTAGES, reinforce_step
 from .ppo import ppo_step
-from .raft import raft_step
 from .preferences import human_preference_pairs
 from .profiles import Profile
+from .raft import raft_step
 from .reward_model import reward_model_from_policy, reward_step
 from .rl import RLConfig, finished_rl_run, train_rl
 from .training import TrainConfig, finished_run, train
