@@ -7,18 +7,24 @@ proxy reward model a notebook trains, and measured against held-out human labels
 reported beside it as a second, independent opinion; it is not an input of the judge.
 ``python -m course_utils.train_judge`` rebuilds it (see that module).
 
-The judge is a ``GPT2ForSequenceClassification`` whose output columns are named in
-``config.id2label``:
+The judge has two parts, saved side by side in ``JUDGE_DIR``:
+
+- its sentiment, a ridge regression on the text's word and character n-grams and the
+  AFINN lexicon, one copy of the features per domain (``course_utils.sentiment_ridge``):
+  the predicted mean human rating of the text as a text of its domain;
+- a ``GPT2ForSequenceClassification`` that tells the domain and whether the text is
+  real writing. Its output columns are named in ``config.id2label``:
 
 - ``rating:-4`` ... ``rating:+4``: logits of the rating one random rater gives the
-  text; ``sentiment`` is the expected rating under them (-4..+4);
+  text, trained beside the other columns (the judge's sentiment until the ridge
+  regression agreed with people more often; ``train_judge`` reports both);
 - ``domain:movie`` ... ``domain:editorial``: which domain the text belongs to;
 - ``well_formed``: logit of the probability that the text is real human writing
   rather than degenerate text (repeated words, shuffled words, text cut off by a
   length limit, strings of punctuation or of random characters: see
   ``course_utils.degenerate``).
 
-Its input is the text (whitespace stripped) followed by the end-of-text token, as a
+The transformer's input is the text (whitespace stripped) followed by the end-of-text token, as a
 generated response ends; the head reads the last real token, that end token.
 ``Judge.score`` combines the columns into the judge score that notebooks report.
 """
@@ -31,6 +37,7 @@ import numpy as np
 import torch
 
 from .data import DOMAINS
+from .sentiment_ridge import SentimentRidge
 
 JUDGE_DIR = Path(__file__).parent / "checkpoints" / "judge"
 MAX_LENGTH = 128                  # tokens, the end token included
@@ -98,13 +105,15 @@ def pad_right(seqs: list[list[int]], pad_id: int) -> dict:
 class Judge:
     """The shipped judge: ``Judge.load().score(texts, domains)``."""
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, sentiment: SentimentRidge):
+        if not isinstance(sentiment, SentimentRidge):
+            raise TypeError(f"Judge: sentiment must be a SentimentRidge, got {type(sentiment).__name__}")
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         if tuple(id2label[i] for i in range(len(id2label))) != LABELS:
             raise ValueError(f"Judge: model is not a judge, its output columns are {list(id2label.values())}")
         if model.config.pad_token_id is None or model.config.pad_token_id == tokenizer.eos_token_id:
             raise ValueError("Judge: the model needs a pad token distinct from its end token")
-        self.model, self.tokenizer = model.eval(), tokenizer
+        self.model, self.tokenizer, self.sentiment = model.eval(), tokenizer, sentiment
         self.domains = DOMAINS
 
     @classmethod
@@ -117,7 +126,7 @@ class Judge:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         tokenizer.padding_side = "right"
         model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
-        return cls(model.to(device), tokenizer)
+        return cls(model.to(device), tokenizer, SentimentRidge.load(path))
 
     @torch.no_grad()
     def logits(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
@@ -142,8 +151,9 @@ class Judge:
 
         Returns a dict of arrays, one entry per text:
 
-        - ``sentiment``: the expected rating of one random rater, sum_v v P(v | text),
-          on the -4..+4 scale: the judge's estimate of the mean human rating;
+        - ``sentiment``: the judge's estimate of the mean human rating (-4..+4), the
+          ridge regression's prediction for the text as a text of its requested domain
+          (of its most likely domain when no domains are given), clipped to the scale;
         - ``domain``: the most likely domain's name; ``domain_probs``: ``[N, 4]``;
         - ``well_formed``: P(real human writing), from the ``well_formed`` column;
         - ``on_domain`` (only when ``domains`` is given): P(the text is of its requested domain);
@@ -170,12 +180,12 @@ class Judge:
             if unknown:
                 raise ValueError(f"Judge.score: domains must be among {DOMAINS}, got {unknown}")
         logits = self.logits(list(texts), batch_size)
-        ratings = torch.softmax(logits[:, :len(RATING_LABELS)], dim=-1).double().numpy()
         domain_probs = torch.softmax(logits[:, len(RATING_LABELS):-1], dim=-1).double().numpy()
-        out = {"sentiment": ratings @ np.arange(-4.0, 5.0),
-               "domain": [DOMAINS[k] for k in domain_probs.argmax(-1)] if len(texts) else [],
+        out = {"domain": [DOMAINS[k] for k in domain_probs.argmax(-1)] if len(texts) else [],
                "domain_probs": domain_probs,
                "well_formed": torch.sigmoid(logits[:, -1]).double().numpy()}
+        as_domain = list(domains) if domains is not None else out["domain"]
+        out["sentiment"] = np.clip(self.sentiment.predict(list(texts), as_domain), -4.0, 4.0)
         q = np.minimum(1.0, out["well_formed"] / WELL_FORMED_GATE)
         if domains is not None:
             out["on_domain"] = domain_probs[np.arange(len(texts)), [DOMAINS.index(d) for d in domains]] \

@@ -5,22 +5,27 @@
 A rebuild script, as ``pretrain`` is: its one public entry point is ``main`` (the
 command line, which argparse checks); the steps below are private to it.
 
-The judge starts from the tiny base's backbone and learns, from training-split data only:
+Two parts are fitted, from training-split data only:
 
-- the ratings: cross-entropy of its 9 rating columns against each text's histogram of
-  individual ratings, -sum_v h(v) log p(v | text), so every individual rating counts;
-- the domain: cross-entropy of its 4 domain columns (real corpus texts only);
-- well-formedness: binary cross-entropy of its ``well_formed`` column, real texts 1,
-  degenerate texts made from training-split texts by ``degenerate.TRAIN_FAMILIES`` 0;
-- optionally (``--lexicon``) the human ratings of the 7,500 words and emoticons of
-  VADER's lexicon as extra one-word texts (their ratings only: no domain, no
-  well-formedness label; VADER's scoring rules are never used). It cost validation
-  agreement in every domain, so the shipped judge is trained without it.
+- the judge's sentiment, ``sentiment_ridge.SentimentRidge`` fitted to the texts' mean
+  ratings (half a minute; ``--sentiment-only`` refits it beside an existing transformer);
+- the transformer, which starts from the tiny base's backbone and learns:
+
+  - the ratings: cross-entropy of its 9 rating columns against each text's histogram
+    of individual ratings, -sum_v h(v) log p(v | text), so every individual rating counts;
+  - the domain: cross-entropy of its 4 domain columns (real corpus texts only);
+  - well-formedness: binary cross-entropy of its ``well_formed`` column, real texts 1,
+    degenerate texts made from training-split texts by ``degenerate.TRAIN_FAMILIES`` 0;
+  - optionally (``--lexicon``) the human ratings of the 7,500 words and emoticons of
+    VADER's lexicon as extra one-word texts (their ratings only: no domain, no
+    well-formedness label; VADER's scoring rules are never used). It cost validation
+    agreement in every domain, so the shipped judge is trained without it.
 
 Measured on the validation and test splits (``preferences``, equation 2): the
 agreement of the judge score (each text requested as its own domain), of the same
-judge without the degeneracy penalty (its ``sentiment``), of VADER, of the texts'
-mean rating and the ceiling; domain accuracy; and the degenerate battery: per rule
+judge without the degeneracy penalty (its ``sentiment``), of the transformer's own
+rating columns (their expected rating), of VADER, of the texts' mean rating and the
+ceiling; domain accuracy; and the degenerate battery: per rule
 family, the share of degenerate texts scoring below the median score of the real
 positive texts (mean rating above +1) of their requested domain.
 """
@@ -43,6 +48,8 @@ from .degenerate import TRAIN_FAMILIES, battery, corrupt
 from .judge import (DOMAIN_LABELS, FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, RATING_LABELS, WELL_FORMED_GATE, Judge,
                     encode, pad_right, vader_scores)
 from .preferences import PAIR_SEED, agreement_by_domain, ceiling_by_domain, rating_histograms, same_domain_pairs
+from .sentiment_ridge import FILE as SENTIMENT_FILE
+from .sentiment_ridge import SentimentRidge
 
 N_PAIRS = 20_000   # pairs per domain in the shipped measurements
 N_RATINGS = len(RATING_LABELS)
@@ -160,8 +167,10 @@ def _evaluate(judge: Judge, corpus, pairs, with_references: bool = False) -> dic
     texts, domains = list(corpus["text"]), np.asarray(corpus["domain"])
     scores = judge.score(texts, domains=domains.tolist())
     ratings = rating_histograms(list(corpus["ratings"]))
+    head = torch.softmax(judge.logits(texts)[:, :N_RATINGS], dim=-1).double().numpy() @ np.arange(-4.0, 5.0)
     out = {"judge": agreement_by_domain(scores["score"], ratings, domains, pairs),
-           "judge_without_penalty": agreement_by_domain(scores["sentiment"], ratings, domains, pairs)}
+           "judge_without_penalty": agreement_by_domain(scores["sentiment"], ratings, domains, pairs),
+           "transformer_rating_columns": agreement_by_domain(head, ratings, domains, pairs)}
     if with_references:
         out["ceiling"] = ceiling_by_domain(ratings, domains, pairs)
         out["mean_rating"] = agreement_by_domain(np.asarray(corpus["mean_rating"]), ratings, domains, pairs)
@@ -204,12 +213,13 @@ def _battery_results(judge: Judge, corpus, per_family: int = 200, seed: int = 1)
 def _print_table(m: dict):
     rows = [("ceiling (majority side)", "ceiling"), ("judge score", "judge"),
             ("judge without penalty", "judge_without_penalty"),
+            ("transformer's rating columns", "transformer_rating_columns"),
             ("texts' mean human rating", "mean_rating"), ("VADER compound", "vader")]
-    print(f"{'predictor':28s}" + "".join(f"{d:>11s}" for d in DOMAINS))
+    print(f"{'predictor':30s}" + "".join(f"{d:>11s}" for d in DOMAINS))
     for name, key in rows:
         if key in m:
-            print(f"{name:28s}" + "".join(f"{m[key][d]:11.3f}" for d in DOMAINS))
-    print(f"{'domain accuracy (judge)':28s}" + "".join(f"{m['domain_accuracy'][d]:11.3f}" for d in DOMAINS)
+            print(f"{name:30s}" + "".join(f"{m[key][d]:11.3f}" for d in DOMAINS))
+    print(f"{'domain accuracy (judge)':30s}" + "".join(f"{m['domain_accuracy'][d]:11.3f}" for d in DOMAINS)
           + f"   all {m['domain_accuracy']['all']:.3f}")
 
 
@@ -240,6 +250,10 @@ def main(argv=None):
     parser.add_argument("--negatives", type=float, default=0.5, help="degenerate texts per real training text")
     parser.add_argument("--lexicon", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--layers", type=int, default=0, help="judge depth, a multiple of the base's (0: the base's)")
+    parser.add_argument("--alpha", type=float, default=2.0, help="the sentiment ridge's penalty")
+    parser.add_argument("--sentiment-only", action="store_true",
+                        help="refit the sentiment ridge beside the transformer in --out, then measure; "
+                             "no transformer training")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--base", default=str(TINY_BASE))
     parser.add_argument("--out", default=str(JUDGE_DIR))
@@ -251,10 +265,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.measure_only:
+    if args.measure_only or args.sentiment_only:
         file = Path(args.out) / "metrics.json"
-        metrics = json.loads(file.read_text()) | _measure(args.out, args.skip_test)
-        file.write_text(json.dumps(metrics, indent=2) + "\n")
+        metrics = json.loads(file.read_text())
+        if args.sentiment_only:
+            metrics |= {"alpha": args.alpha, "sentiment_seconds": _fit_sentiment(args.alpha, args.out)}
+        _write_metrics(file, metrics | _measure(args.out, args.skip_test))
         return
 
     # checked before any slow work (TrainConfig refuses steps < 1, a negative lr, ...)
@@ -279,26 +295,43 @@ def main(argv=None):
                     _make_collate(tokenizer.pad_token_id), config)
     train_seconds = time.time() - t0
     save_small(model, tokenizer, args.out)
+    sentiment_seconds = _fit_sentiment(args.alpha, args.out)
     metrics = {
         "rebuild": _rebuild_command(parser, args),
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps,
         "weight_decay": args.weight_decay, "domain_weight": args.domain_weight,
         "well_formed_weight": args.well_formed_weight, "negatives_per_text": args.negatives,
         "lexicon": args.lexicon, "layers": model.config.n_layer, "train_texts": n_real, "train_examples": len(examples),
-        "train_seconds": round(train_seconds),
+        "train_seconds": round(train_seconds), "alpha": args.alpha, "sentiment_seconds": sentiment_seconds,
         "machine": f"{os.cpu_count()}-core CPU ({platform.machine()})" if not torch.cuda.is_available()
         else torch.cuda.get_device_name(0),
         "torch_threads": torch.get_num_threads(), "train_loss_last": history[-1]["loss"],
     }
     metrics |= _measure(args.out, args.skip_test)
-    (Path(args.out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"trained in {train_seconds:.0f} s; wrote {args.out} ({metrics['checkpoint_bytes'] / 1e6:.1f} MB)")
+    _write_metrics(Path(args.out) / "metrics.json", metrics)
+    print(f"trained in {train_seconds + sentiment_seconds:.0f} s; wrote {args.out} "
+          f"({metrics['checkpoint_bytes'] / 1e6:.1f} MB)")
+
+
+def _fit_sentiment(alpha: float, out) -> int:
+    """Fit the sentiment ridge on the training split, save it into ``out``; its seconds."""
+    t0 = time.time()
+    train_set = load_corpus("train")
+    SentimentRidge.fit(list(train_set["text"]), list(train_set["domain"]), train_set["mean_rating"],
+                       alpha=alpha).save(out)
+    return round(time.time() - t0)
+
+
+def _write_metrics(file: Path, metrics: dict) -> None:
+    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, file)  # atomic, like the model files beside it
 
 
 def _rebuild_command(parser, args) -> str:
     """The command line that trains this judge again: the options that shape the model
     and differ from their defaults (not where it is written, nor the thread count)."""
-    skip = {"out", "checkpoint_dir", "threads", "skip_test", "measure_only", "help"}
+    skip = {"out", "checkpoint_dir", "threads", "skip_test", "measure_only", "sentiment_only", "help"}
     options = []
     for k, v in vars(args).items():
         if k not in skip and v != parser.get_default(k):
@@ -326,6 +359,7 @@ def _measure(path, skip_test: bool = False) -> dict:
         print(f"degenerate battery ({split}-split texts):")
         _print_battery(out[f"{split}_battery"])
     out["checkpoint_bytes"] = (Path(path) / "model.safetensors").stat().st_size
+    out["sentiment_bytes"] = (Path(path) / SENTIMENT_FILE).stat().st_size
     return out
 
 

@@ -13,6 +13,8 @@ from course_utils.data import DOMAINS, load_corpus
 from course_utils.degenerate import HELDOUT_FAMILIES, TRAIN_FAMILIES, corrupt
 from course_utils.judge import FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, WELL_FORMED_GATE, Judge, encode, vader_scores
 from course_utils.preferences import agreement_by_domain, ceiling_by_domain, same_domain_pairs
+from course_utils.sentiment_ridge import FILE as SENTIMENT_FILE
+from course_utils.sentiment_ridge import SentimentRidge
 from course_utils.train_judge import _battery_results
 
 # ---------------------------------------------------------------- a tiny random judge
@@ -26,7 +28,9 @@ def tiny_judge(course_tokenizer):
                         id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
                         bos_token_id=course_tokenizer.bos_token_id, eos_token_id=course_tokenizer.eos_token_id,
                         pad_token_id=course_tokenizer.pad_token_id)
-    return Judge(GPT2ForSequenceClassification(config), course_tokenizer)
+    ridge = SentimentRidge.fit(["the movie was fun", "the product broke", "so happy today", "a dull film"],
+                               ["movie", "product", "tweet", "movie"], [2.0, -3.0, 3.0, -1.0])
+    return Judge(GPT2ForSequenceClassification(config), course_tokenizer, ridge)
 
 
 def test_head_reads_the_last_real_token(tiny_judge):
@@ -50,7 +54,7 @@ def test_score_combines_the_columns_as_documented(tiny_judge, gates, monkeypatch
     domains = ["movie", "product", "tweet"]
     logits = tiny_judge.logits(texts).double()
     out = tiny_judge.score(texts, domains=domains)
-    expected_sentiment = (torch.softmax(logits[:, :9], -1) * torch.arange(-4, 5)).sum(-1).numpy()
+    expected_sentiment = np.clip(tiny_judge.sentiment.predict(texts, domains), -4, 4)
     domain_probs = torch.softmax(logits[:, 9:13], -1).numpy()
     well_formed = torch.sigmoid(logits[:, 13]).numpy()
     on_domain = domain_probs[np.arange(3), [DOMAINS.index(d) for d in domains]]
@@ -62,9 +66,20 @@ def test_score_combines_the_columns_as_documented(tiny_judge, gates, monkeypatch
     np.testing.assert_allclose(out["score"], FLOOR + q * (expected_sentiment - FLOOR), rtol=1e-6)
     assert out["domain"] == [DOMAINS[k] for k in domain_probs.argmax(-1)]
     assert (out["score"] <= out["sentiment"] + 1e-9).all()
-    without = tiny_judge.score(texts)  # no requested domain: only well-formedness counts
+    without = tiny_judge.score(texts)  # no requested domain: the likeliest domain's sentiment, no domain gate
     assert "on_domain" not in without
-    np.testing.assert_allclose(without["score"], FLOOR + gate_wf * (expected_sentiment - FLOOR), rtol=1e-6)
+    as_likeliest = np.clip(tiny_judge.sentiment.predict(texts, without["domain"]), -4, 4)
+    np.testing.assert_allclose(without["sentiment"], as_likeliest, rtol=1e-6)
+    np.testing.assert_allclose(without["score"], FLOOR + gate_wf * (as_likeliest - FLOOR), rtol=1e-6)
+
+
+def test_sentiment_stays_on_the_rating_scale(tiny_judge):
+    """However far the ridge extrapolates, the sentiment is a mean rating: within -4..+4,
+    so that FLOOR (-5) stays below every text the judge takes for real writing."""
+    out = tiny_judge.score(["so happy today " * 40, "the product broke " * 40], domains=["tweet", "product"])
+    raw = tiny_judge.sentiment.predict(["so happy today " * 40, "the product broke " * 40], ["tweet", "product"])
+    assert raw[0] > 4 and raw[1] < -4
+    assert out["sentiment"].tolist() == [4.0, -4.0]
 
 
 def test_score_handles_empty_texts_and_keeps_order(tiny_judge):
@@ -115,6 +130,8 @@ def test_shipped_judge_is_small_and_self_describing(shipped):
     metrics, judge, *_ = shipped
     size = (JUDGE_DIR / "model.safetensors").stat().st_size
     assert size <= 30 * 1024 * 1024 and size == metrics["checkpoint_bytes"]
+    assert (JUDGE_DIR / SENTIMENT_FILE).stat().st_size == metrics["sentiment_bytes"]
+    assert isinstance(judge.sentiment, SentimentRidge)
     assert isinstance(judge.model, GPT2ForSequenceClassification)
     assert judge.tokenizer.padding_side == "right"
     assert metrics["rebuild"].startswith("python -m course_utils.train_judge") and metrics["train_seconds"] > 0
@@ -141,17 +158,20 @@ def test_shipped_judge_reaches_its_stated_agreement(shipped):
 @needs_judge
 def test_shipped_judge_against_vader_and_the_ceiling(shipped):
     """Test split, stated in metrics.json and recomputed above: the judge score stays below
-    the ceiling and beats VADER on movie and product reviews (by 0.087 and 0.023)."""
+    the ceiling and beats VADER on movie reviews (by 0.097), product reviews (0.069) and
+    editorials (0.011)."""
     stated = shipped[0]["test"]
     for d in DOMAINS:
         assert 0.6 < stated["judge"][d] <= stated["ceiling"][d], d
     for d in ("movie", "product"):
-        assert stated["judge"][d] > stated["vader"][d] + 0.02, d
+        assert stated["judge"][d] > stated["vader"][d] + 0.05, d
+    assert stated["judge"]["editorial"] > stated["vader"]["editorial"]
 
 
 @needs_judge
-@pytest.mark.xfail(strict=True, reason="issue 8 target missed: VADER stays ahead on tweets (0.824 vs 0.768) and "
-                                       "editorials (0.658 vs 0.628); the lead on movie reviews is 0.087, not 0.10")
+@pytest.mark.xfail(strict=True, reason="issue 8 target missed on the test split: on tweets the judge score is 0.803 "
+                                       "against VADER's 0.824 (its sentiment alone 0.818); on movie reviews it leads "
+                                       "by 0.097 (its sentiment alone by 0.103)")
 def test_shipped_judge_beats_vader_everywhere_and_on_movies_by_a_tenth(shipped):
     stated = shipped[0]["test"]
     for d in DOMAINS:
@@ -171,8 +191,9 @@ def test_degeneracy_penalty_costs_little_on_real_text(shipped):
 
 
 @needs_judge
-@pytest.mark.xfail(strict=True, reason="issue 8 target missed on test tweets: 13 of 444 real tweets are judged "
-                                       "another domain and 9 not well-formed, costing 0.014 agreement")
+@pytest.mark.xfail(strict=True, reason="issue 8 target missed on test tweets: the real tweets that the judge's "
+                                       "transformer takes for another domain or for degenerate text cost 0.015 "
+                                       "agreement (0.004 on validation tweets, where the gates were chosen)")
 def test_degeneracy_penalty_costs_at_most_a_hundredth_on_test_tweets(shipped):
     test = shipped[0]["test"]
     assert test["judge"]["tweet"] >= test["judge_without_penalty"]["tweet"] - 0.01

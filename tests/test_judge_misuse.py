@@ -10,6 +10,7 @@ from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from course_utils import degenerate, judge, preferences, train_judge
 from course_utils.models import load_tokenizer
+from course_utils.sentiment_ridge import SentimentRidge
 from misuse import Case
 
 
@@ -20,6 +21,14 @@ def tokenizer():
     return tok
 
 
+fit = SentimentRidge.fit
+
+
+@functools.cache
+def tiny_ridge() -> SentimentRidge:
+    return SentimentRidge.fit(["a good film", "a bad film"], ["movie", "movie"], [2.0, -2.0])
+
+
 @functools.cache
 def tiny_judge(labels=judge.LABELS) -> judge.Judge:
     tok = tokenizer()
@@ -28,7 +37,7 @@ def tiny_judge(labels=judge.LABELS) -> judge.Judge:
                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(0)
     model = GPT2ForSequenceClassification(config)
-    return judge.Judge(model, tok) if labels == judge.LABELS else model
+    return judge.Judge(model, tok, tiny_ridge()) if labels == judge.LABELS else model
 
 
 RATINGS = [[1, 2], [0], [-1, 3]]
@@ -78,7 +87,28 @@ CASES = [
     Case("judge.encode", lambda: judge.encode(tokenizer(), ["a text"]), TypeError, "text"),
     Case("judge.encode", lambda: judge.encode(tokenizer(), "a text", max_length=0), ValueError, "max_length"),
     Case("judge.pad_right", lambda: judge.pad_right([], 1), ValueError, "seqs"),
-    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge(("sentiment",)), tokenizer()), ValueError, "model"),
+    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge(("sentiment",)), tokenizer(), tiny_ridge()),
+         ValueError, "model"),
+    # the judge's sentiment
+    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit("a text", ["movie"], [1.0]), TypeError, "texts"),
+    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a", "b"], ["movie"], [1.0, 2.0]), ValueError,
+         "domains"),
+    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a"], ["poem"], [1.0]), ValueError, "domains"),
+    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [1.0, 2.0]), ValueError, "ratings"),
+    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [float("nan")]), ValueError,
+         "ratings"),
+    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [1.0], alpha=0), ValueError, "alpha"),
+    Case("sentiment_ridge.SentimentRidge.predict", lambda: tiny_ridge().predict(["a", 3], ["movie"] * 2),
+         TypeError, "texts"),
+    Case("sentiment_ridge.SentimentRidge.predict", lambda: tiny_ridge().predict(["a"], ["poem"]), ValueError,
+         "domains"),
+    Case("sentiment_ridge.SentimentRidge.load", lambda: SentimentRidge.load("/nonexistent/judge"),
+         FileNotFoundError, "does not exist"),
+    Case("sentiment_ridge.SentimentRidge.__init__", lambda: SentimentRidge(torch.zeros(3), torch.zeros(3), 1.0),
+         ValueError, "weights"),
+    Case("sentiment_ridge.SentimentRidge.save", lambda: tiny_ridge().save("/nonexistent/judge"), FileNotFoundError,
+         "folder"),
+    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge().model, tokenizer(), None), TypeError, "sentiment"),
     Case("judge.Judge.load", lambda: judge.Judge.load(path="/nonexistent/judge"), FileNotFoundError, "path"),
     Case("judge.Judge.logits", lambda: tiny_judge().logits("a text"), TypeError, r"Judge\.logits: texts"),
     Case("judge.Judge.logits", lambda: tiny_judge().logits(["a"], batch_size=0), ValueError, "batch_size"),

@@ -1,0 +1,231 @@
+"""The judge's sentiment: a ridge regression on n-grams and a sentiment lexicon.
+
+A text's sentiment is its predicted mean human rating (-4..+4), a linear function
+
+    sentiment(x, d) = w . phi(x, d),      phi(x, d) = [f(x), f(x) 1[d=movie], ..., f(x) 1[d=editorial], 1[d]]
+
+of features f(x) of the text, each in a shared copy and a copy for the text's domain d
+("frustratingly easy" domain adaptation, Daume III 2007: a word can mean more, or
+something else, in one domain), plus one intercept per domain. f(x) holds
+
+- TF-IDF of the text's word 1-2-grams and of its character 2-5-grams within words
+  (sublinear counts 1 + log c, smoothed IDF, each kind L2-normalised), hashed into
+  ``2**HASH_BITS`` buckets with CRC-32, so no vocabulary is stored;
+- four features from the AFINN lexicon (Nielsen 2011: 3,382 English words and
+  emoticons rated by hand from -5 to +5, shipped in the ``afinn`` package): the summed
+  valence / 5 (a word's sign flips after a negation in the three words before it),
+  the counts of positive and of negative words, and the summed valence / sqrt(words).
+  The lexicon rates words that the training texts never use.
+
+The weights minimise the ridge objective on the training split's mean ratings,
+
+    sum_i (w . phi_i - y_i)^2 + alpha ||w||^2     (the intercepts unpenalised),
+
+solved by conjugate gradients on the normal equations (``fit``). Where the tiny
+transformer judge has to learn every word from 19,005 texts, this model sees every
+n-gram directly, and the lexicon covers words the texts never show: on held-out
+texts it agrees with human labels more often (``train_judge`` measures both).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import DOMAINS
+
+HASH_BITS = 18
+N_LEXICON = 4
+FILE = "sentiment_ridge.safetensors"
+NEGATIONS = frozenset({"not", "no", "never", "cannot", "nothing", "nobody", "none", "neither", "nor", "without"})
+_WORD = re.compile(r"(?u)\b\w\w+\b")          # words of two or more characters
+_AFINN = None
+
+
+def _afinn() -> dict:
+    """AFINN-165's words and AFINN's emoticons -> valence (-5..+5), from the ``afinn`` package."""
+    global _AFINN
+    if _AFINN is None:
+        import afinn
+        folder, table = Path(afinn.__file__).parent / "data", {}
+        for name in ("AFINN-en-165.txt", "AFINN-emoticon-8.txt"):
+            for line in (folder / name).read_text(encoding="utf-8").splitlines():
+                term, _, value = line.rpartition("\t")
+                if term and " " not in term:
+                    table[term] = float(value)
+        _AFINN = table
+    return _AFINN
+
+
+def _lexicon_features(text: str) -> np.ndarray:
+    """The four AFINN features of one text (see the module docstring)."""
+    table, tokens = _afinn(), text.lower().split()
+    words = [t.strip(".,!?;:\"()[]*-") or t for t in tokens]
+    total = positive = negative = 0.0
+    for i, (token, word) in enumerate(zip(tokens, words)):
+        value = table.get(token, table.get(word))
+        if value is None:
+            continue
+        if any(w in NEGATIONS or w.endswith("n't") for w in words[max(0, i - 3):i]):
+            value = -value
+        total += value
+        positive += value > 0
+        negative += value < 0
+    return np.array([total / 5, positive, negative, total / math.sqrt(max(1, len(tokens)))])
+
+
+def _ngrams(text: str) -> tuple[list[str], list[str]]:
+    """Word 1-2-grams and character 2-5-grams within space-padded words, lowercased."""
+    text = text.lower()
+    words = _WORD.findall(text)
+    word_grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    char_grams = []
+    for token in text.split():
+        padded = f" {token} "
+        for n in range(2, 6):
+            char_grams += [padded[i:i + n] for i in range(max(1, len(padded) - n + 1))]
+            if n >= len(padded):
+                break
+    return word_grams, char_grams
+
+
+def _hashed_counts(text: str) -> list[dict]:
+    """``[word bucket counts, character bucket counts]`` of one text."""
+    out = []
+    for kind, grams in zip("wc", _ngrams(text)):
+        counts = {}
+        for g in grams:
+            h = zlib.crc32(f"{kind}{g}".encode("utf-8")) & ((1 << HASH_BITS) - 1)
+            counts[h] = counts.get(h, 0) + 1
+        out.append(counts)
+    return out
+
+
+def _idf(counts: list[list[dict]]) -> torch.Tensor:
+    """Smoothed IDF per bucket, log((1 + n) / (1 + df)) + 1, over the texts' buckets of both kinds."""
+    df = torch.zeros(1 << HASH_BITS, dtype=torch.float64)
+    for text_counts in counts:
+        for c in text_counts:
+            df[list(c)] += 1
+    return torch.log((1 + len(counts)) / (1 + df)) + 1
+
+
+def _features(texts: list[str], domains: list[str], idf: torch.Tensor) -> torch.Tensor:
+    """``phi`` of every text as a sparse ``[N, 5 * 2**HASH_BITS + 5 * N_LEXICON + 4]`` float64 matrix."""
+    width = 1 << HASH_BITS
+    rows, cols, vals = [], [], []
+    base = 5 * width
+    for text, domain in zip(texts, domains):
+        k = DOMAINS.index(domain)
+        row_cols, row_vals = [], []
+        for c in _hashed_counts(text):
+            if not c:
+                continue
+            idx = torch.tensor(list(c))
+            v = (1 + torch.log(torch.tensor(list(c.values()), dtype=torch.float64))) * idf[idx]
+            v = v / v.norm()
+            row_cols += [idx, idx + (1 + k) * width]
+            row_vals += [v, v]
+        lex = torch.from_numpy(_lexicon_features(text))
+        row_cols += [base + torch.arange(N_LEXICON), base + (1 + k) * N_LEXICON + torch.arange(N_LEXICON),
+                     torch.tensor([base + 5 * N_LEXICON + k])]
+        row_vals += [lex, lex, torch.ones(1, dtype=torch.float64)]
+        cols.append(torch.cat(row_cols))
+        vals.append(torch.cat(row_vals))
+        rows.append(torch.full((len(cols[-1]),), len(rows)))
+    return torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
+                                   size=(len(texts), base + 5 * N_LEXICON + 4), check_invariants=True).coalesce()
+
+
+def _check(texts, domains, where: str) -> None:
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, (list, tuple)) \
+            or not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"{where}: texts must be a list of strings")
+    if isinstance(domains, (str, bytes)) or not isinstance(domains, (list, tuple)) or len(domains) != len(texts):
+        raise ValueError(f"{where}: domains must be a list of domain names, one per text")
+    unknown = sorted({str(d) for d in domains if d not in DOMAINS})
+    if unknown:
+        raise ValueError(f"{where}: domains must be among {DOMAINS}, got {unknown}")
+
+
+class SentimentRidge:
+    """``SentimentRidge.fit(texts, domains, ratings).predict(texts, domains)``."""
+
+    def __init__(self, weights: torch.Tensor, idf: torch.Tensor, alpha: float):
+        width = 1 << HASH_BITS
+        if weights.shape != (5 * width + 5 * N_LEXICON + 4,) or idf.shape != (width,):
+            raise ValueError(f"SentimentRidge: weights of shape {tuple(weights.shape)} and idf of shape "
+                             f"{tuple(idf.shape)} do not fit {HASH_BITS}-bit hashing")
+        self.weights, self.idf, self.alpha = weights.double(), idf.double(), alpha
+
+    @classmethod
+    def fit(cls, texts: list[str], domains: list[str], ratings, alpha: float = 2.0, tol: float = 1e-6,
+            max_iter: int = 1000) -> "SentimentRidge":
+        """Minimise sum_i (w . phi_i - y_i)^2 + alpha ||w||^2 (intercepts unpenalised) by
+        conjugate gradients on (Phi^T Phi + alpha P) w = Phi^T y."""
+        _check(texts, domains, "SentimentRidge.fit")
+        y = torch.as_tensor(np.asarray(ratings, dtype=np.float64))
+        if y.shape != (len(texts),) or not torch.isfinite(y).all():
+            raise ValueError("SentimentRidge.fit: ratings must be one finite number per text")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise ValueError(f"SentimentRidge.fit: alpha must be a positive number, got {alpha!r}")
+        idf = _idf([_hashed_counts(t) for t in texts])
+        phi = _features(texts, domains, idf)
+        phi_t = phi.t().coalesce()
+        penalty = torch.full((phi.shape[1],), float(alpha), dtype=torch.float64)
+        penalty[-4:] = 0.0                                     # the domains' intercepts
+        apply = lambda v: phi_t @ (phi @ v) + penalty * v     # noqa: E731
+        w = torch.zeros(phi.shape[1], dtype=torch.float64)
+        r = phi_t @ y
+        p, rr, target = r.clone(), r @ r, tol ** 2 * (r @ r)
+        for _ in range(max_iter):
+            if rr <= target:
+                break
+            ap = apply(p)
+            step = rr / (p @ ap)
+            w, r = w + step * p, r - step * ap
+            rr, rr_old = r @ r, rr
+            p = r + (rr / rr_old) * p
+        return cls(w, idf.float(), float(alpha))
+
+    def predict(self, texts: list[str], domains: list[str]) -> np.ndarray:
+        """Predicted mean human rating of each text, as a text of its domain."""
+        _check(texts, domains, "SentimentRidge.predict")
+        if not texts:
+            return np.zeros(0)
+        return (_features(texts, domains, self.idf) @ self.weights).numpy()
+
+    def save(self, folder) -> None:
+        """Write ``FILE`` into ``folder`` atomically (fp16 weights; the IDF in fp32)."""
+        from safetensors.torch import save_file
+        if not isinstance(folder, (str, os.PathLike)) or not Path(folder).is_dir():
+            raise FileNotFoundError(f"SentimentRidge.save: folder {folder!r} is not an existing directory")
+        path = Path(folder) / FILE
+        tmp = path.with_name(f".{FILE}.tmp-{os.getpid()}")
+        save_file({"weights": self.weights.half(), "idf": self.idf.float()}, str(tmp),
+                  metadata={"alpha": str(self.alpha), "hash_bits": str(HASH_BITS)})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, folder) -> "SentimentRidge":
+        """The model that ``save`` wrote into ``folder``, its file checked as it is read."""
+        from safetensors import safe_open
+        path = Path(folder) / FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"SentimentRidge.load: {path} does not exist; "
+                                    "`python -m course_utils.train_judge` writes it")
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta, weights, idf = f.metadata(), f.get_tensor("weights"), f.get_tensor("idf")
+        except Exception as e:  # a truncated or altered file
+            raise ValueError(f"SentimentRidge.load: {path} is not a readable sentiment model ({e})") from None
+        if meta.get("hash_bits") != str(HASH_BITS):
+            raise ValueError(f"SentimentRidge.load: {path} uses {meta.get('hash_bits')}-bit hashing, "
+                             f"this code {HASH_BITS}")
+        return cls(weights, idf, float(meta["alpha"]))
