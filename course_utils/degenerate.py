@@ -84,6 +84,31 @@ def random_characters(text, rng, pool):
     return "".join(chars).strip() or "\ue000"
 
 
+@_rule
+def sentiment_salad(text, rng, pool):
+    """The text's words in order (at least 8: a short text borrows a pool text's), 40% to
+    80% of them replaced by sentiment words of one sign, some followed by "!" or a smiley:
+    "great camera! amazing i love easy good :) great". What a policy trained without a
+    KL penalty writes to please a sentiment reward. The sentiment words are drawn from
+    pool texts, as often as people use them; either sign, so that sentiment itself is
+    never the mark of degenerate text."""
+    from .sentiment_ridge import _lexicons
+    valence = _lexicons()[0][0]
+    sign = 1 if rng.random() < 0.5 else -1
+    words = _words(text)
+    if len(words) < 8:
+        words = words + _words(pool[int(rng.integers(len(pool)))])
+    found = []
+    for _ in range(50):
+        found += [w for w in (t.strip(".,!?;:\"'()").lower() for t in _words(pool[int(rng.integers(len(pool)))]))
+                  if valence.get(w, 0) * sign >= 2]
+    found = found or (["great"] if sign > 0 else ["awful"])
+    marks = ["!", "!!", ".", " :)" if sign > 0 else " :("]
+    share = rng.uniform(0.4, 0.8)
+    return " ".join(str(rng.choice(found)) + (str(rng.choice(marks)) if rng.random() < 0.4 else "")
+                    if rng.random() < share else w for w in words)
+
+
 # ---------------------------------------------------------------- held-out families
 
 @_rule
@@ -115,7 +140,8 @@ def word_salad(text, rng, pool):
     return " ".join(str(rng.choice(_words(pool[int(rng.integers(len(pool)))]))) for _ in range(n))
 
 
-TRAIN_FAMILIES = {f.__name__: f for f in (word_repeat, shuffle_words, truncate, punctuation_string, random_characters)}
+TRAIN_FAMILIES = {f.__name__: f for f in (word_repeat, shuffle_words, truncate, punctuation_string, random_characters,
+                                           sentiment_salad)}
 HELDOUT_FAMILIES = {f.__name__: f for f in (phrase_loop, emoji_string, char_noise, word_salad)}
 
 

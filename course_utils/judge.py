@@ -21,8 +21,8 @@ The judge has two parts, saved side by side in ``JUDGE_DIR``:
 - ``domain:movie`` ... ``domain:editorial``: which domain the text belongs to;
 - ``well_formed``: logit of the probability that the text is real human writing
   rather than degenerate text (repeated words, shuffled words, text cut off by a
-  length limit, strings of punctuation or of random characters: see
-  ``course_utils.degenerate``).
+  length limit, strings of punctuation or of random characters, text flooded with
+  sentiment words: see ``course_utils.degenerate``).
 
 The transformer's input is the text (whitespace stripped) followed by the end-of-text token, as a
 generated response ends; the head reads the last real token, that end token.
@@ -46,7 +46,7 @@ DOMAIN_LABELS = tuple(f"domain:{d}" for d in DOMAINS)
 WELL_FORMED = "well_formed"
 LABELS = RATING_LABELS + DOMAIN_LABELS + (WELL_FORMED,)
 FLOOR = -5.0                      # one below the rating scale: where degenerate text is sent
-WELL_FORMED_GATE = 0.05           # P(well-formed) at or above which a text keeps its whole sentiment
+WELL_FORMED_GATE = 0.02           # P(well-formed) at or above which a text keeps its whole sentiment
 ON_DOMAIN_GATE = 0.01             # likewise P(requested domain); both chosen on the validation split
 
 

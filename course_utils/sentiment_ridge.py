@@ -11,11 +11,13 @@ something else, in one domain), plus one intercept per domain. f(x) holds
 - TF-IDF of the text's word 1-2-grams and of its character 2-5-grams within words
   (sublinear counts 1 + log c, smoothed IDF, each kind L2-normalised), hashed into
   ``2**HASH_BITS`` buckets with CRC-32, so no vocabulary is stored;
-- four features from the AFINN lexicon (Nielsen 2011: 3,382 English words and
-  emoticons rated by hand from -5 to +5, shipped in the ``afinn`` package): the summed
-  valence / 5 (a word's sign flips after a negation in the three words before it),
-  the counts of positive and of negative words, and the summed valence / sqrt(words).
-  The lexicon rates words that the training texts never use.
+- four features from each of two sentiment lexicons: AFINN (Nielsen 2011: 3,382 English
+  words and emoticons rated by hand from -5 to +5, shipped in the ``afinn`` package) and
+  the opinion lexicon of Hu & Liu (2004: 6,785 words marked positive or negative, +1 or
+  -1, mined from product reviews; shipped in the ``labMTsimple`` package). Per lexicon:
+  the summed valence / the lexicon's top value (a word's sign flips after a negation in
+  the three words before it), the counts of positive and of negative words, and the
+  summed valence / sqrt(words). The lexicons rate words that the training texts never use.
 
 The weights minimise the ridge objective on the training split's mean ratings,
 
@@ -23,7 +25,7 @@ The weights minimise the ridge objective on the training split's mean ratings,
 
 solved by conjugate gradients on the normal equations (``fit``). Where the tiny
 transformer judge has to learn every word from 19,005 texts, this model sees every
-n-gram directly, and the lexicon covers words the texts never show: on held-out
+n-gram directly, and the lexicons cover words the texts never show: on held-out
 texts it agrees with human labels more often (``train_judge`` measures both).
 """
 
@@ -41,43 +43,52 @@ import torch
 from .data import DOMAINS
 
 HASH_BITS = 18
-N_LEXICON = 4
+N_LEXICON = 8                                  # four features per lexicon
 FILE = "sentiment_ridge.safetensors"
 NEGATIONS = frozenset({"not", "no", "never", "cannot", "nothing", "nobody", "none", "neither", "nor", "without"})
 _WORD = re.compile(r"(?u)\b\w\w+\b")          # words of two or more characters
-_AFINN = None
+_LEXICONS = None
 
 
-def _afinn() -> dict:
-    """AFINN-165's words and AFINN's emoticons -> valence (-5..+5), from the ``afinn`` package."""
-    global _AFINN
-    if _AFINN is None:
-        import afinn
-        folder, table = Path(afinn.__file__).parent / "data", {}
+def _lexicons() -> list[tuple[dict, float]]:
+    """``[(word -> valence, the lexicon's top value)]``: AFINN-165's words and AFINN's
+    emoticons (-5..+5, the ``afinn`` package), then Hu & Liu's opinion lexicon (+1 / -1,
+    the ``labMTsimple`` package's copy). The packages are read as data, never imported."""
+    global _LEXICONS
+    if _LEXICONS is None:
+        from importlib.util import find_spec
+        afinn, opinion = {}, {}
+        folder = Path(find_spec("afinn").origin).parent / "data"
         for name in ("AFINN-en-165.txt", "AFINN-emoticon-8.txt"):
             for line in (folder / name).read_text(encoding="utf-8").splitlines():
                 term, _, value = line.rpartition("\t")
                 if term and " " not in term:
-                    table[term] = float(value)
-        _AFINN = table
-    return _AFINN
+                    afinn[term] = float(value)
+        folder = Path(find_spec("labMTsimple").submodule_search_locations[0]) / "data" / "OL"
+        for name, value in (("positive-words-clean.txt", 1.0), ("negative-words-clean.txt", -1.0)):
+            opinion.update(dict.fromkeys((folder / name).read_text(encoding="ascii").split(), value))
+        _LEXICONS = [(afinn, 5.0), (opinion, 1.0)]
+    return _LEXICONS
 
 
 def _lexicon_features(text: str) -> np.ndarray:
-    """The four AFINN features of one text (see the module docstring)."""
-    table, tokens = _afinn(), text.lower().split()
+    """The ``N_LEXICON`` lexicon features of one text, four per lexicon (see the module docstring)."""
+    tokens = text.lower().split()
     words = [t.strip(".,!?;:\"()[]*-") or t for t in tokens]
-    total = positive = negative = 0.0
-    for i, (token, word) in enumerate(zip(tokens, words)):
-        value = table.get(token, table.get(word))
-        if value is None:
-            continue
-        if any(w in NEGATIONS or w.endswith("n't") for w in words[max(0, i - 3):i]):
-            value = -value
-        total += value
-        positive += value > 0
-        negative += value < 0
-    return np.array([total / 5, positive, negative, total / math.sqrt(max(1, len(tokens)))])
+    negated = [any(w in NEGATIONS or w.endswith("n't") for w in words[max(0, i - 3):i]) for i in range(len(words))]
+    out = []
+    for table, top in _lexicons():
+        total = positive = negative = 0.0
+        for token, word, flip in zip(tokens, words, negated):
+            value = table.get(token, table.get(word))
+            if value is None:
+                continue
+            value = -value if flip else value
+            total += value
+            positive += value > 0
+            negative += value < 0
+        out += [total / top, positive, negative, total / top / math.sqrt(max(1, len(tokens)))]
+    return np.array(out)
 
 
 def _ngrams(text: str) -> tuple[list[str], list[str]]:
@@ -161,7 +172,9 @@ class SentimentRidge:
         width = 1 << HASH_BITS
         if weights.shape != (5 * width + 5 * N_LEXICON + 4,) or idf.shape != (width,):
             raise ValueError(f"SentimentRidge: weights of shape {tuple(weights.shape)} and idf of shape "
-                             f"{tuple(idf.shape)} do not fit {HASH_BITS}-bit hashing")
+                             f"{tuple(idf.shape)} do not fit this code's features ({HASH_BITS}-bit hashing, "
+                             f"{N_LEXICON} lexicon features); `python -m course_utils.train_judge --sentiment-only` "
+                             "refits them")
         self.weights, self.idf, self.alpha = weights.double(), idf.double(), alpha
 
     @classmethod

@@ -121,8 +121,8 @@ def _make_loss(domain_weight: float = 1.0, well_formed_weight: float = 1.0):
     def judge_loss(model, batch):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
         rated = ~torch.isnan(batch["hist"][:, 0])
-        logp = torch.log_softmax(logits[rated, :N_RATINGS], dim=-1)
-        rating = -(batch["hist"][rated] * logp).sum(-1).mean()
+        rating = -(batch["hist"][rated] * torch.log_softmax(logits[rated, :N_RATINGS], dim=-1)).sum(-1).mean() \
+            if rated.any() else logits.new_zeros(())   # a batch may hold degenerate texts only
         has_domain = batch["domain"] >= 0
         dom_logits = logits[:, N_RATINGS:N_RATINGS + N_DOMAINS]
         ce = torch.nn.functional.cross_entropy(dom_logits[has_domain], batch["domain"][has_domain]) \

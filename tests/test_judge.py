@@ -107,6 +107,24 @@ def test_training_negatives_use_training_families_only():
     assert all(m["text"] != texts[m["source"]] for m in made if m["family"] != "shuffle_words")
 
 
+def test_sentiment_salad_floods_the_text_with_sentiment_words_of_either_sign():
+    from course_utils.degenerate import sentiment_salad
+    from course_utils.sentiment_ridge import _lexicons
+    valence = _lexicons()[0][0]
+    pool = ["the film was great and the cast superb!", "awful plot, boring actors, a terrible waste."]
+    text = "the city council met today to discuss the new budget for the schools"
+    rng, signs = np.random.default_rng(0), set()
+    for _ in range(40):
+        salad = sentiment_salad(text, rng, pool)
+        words = [w.strip("!.:)(") for w in salad.split() if w not in (":)", ":(")]
+        rated = [valence[w] for w in words if valence.get(w, 0) != 0]
+        assert len(words) == len(text.split())
+        assert len(rated) >= 2 and (all(v > 0 for v in rated) or all(v < 0 for v in rated))
+        signs.add(rated[0] > 0)
+    assert signs == {True, False}
+    assert len(sentiment_salad("so good", rng, pool).split()) >= 8  # a short text borrows a pool text's words
+
+
 # ---------------------------------------------------------------- the shipped judge
 
 needs_judge = pytest.mark.skipif(not (JUDGE_DIR / "model.safetensors").exists(),
@@ -158,45 +176,33 @@ def test_shipped_judge_reaches_its_stated_agreement(shipped):
 @needs_judge
 def test_shipped_judge_against_vader_and_the_ceiling(shipped):
     """Test split, stated in metrics.json and recomputed above: the judge score stays below
-    the ceiling and beats VADER on movie reviews (by 0.097), product reviews (0.069) and
-    editorials (0.011)."""
+    the ceiling and beats VADER on movie reviews by at least a tenth (0.105), on product
+    reviews (0.070) and on editorials (0.027)."""
     stated = shipped[0]["test"]
     for d in DOMAINS:
         assert 0.6 < stated["judge"][d] <= stated["ceiling"][d], d
-    for d in ("movie", "product"):
-        assert stated["judge"][d] > stated["vader"][d] + 0.05, d
+    assert stated["judge"]["movie"] >= stated["vader"]["movie"] + 0.10
+    assert stated["judge"]["product"] > stated["vader"]["product"] + 0.05
     assert stated["judge"]["editorial"] > stated["vader"]["editorial"]
 
 
 @needs_judge
-@pytest.mark.xfail(strict=True, reason="issue 8 target missed on the test split: on tweets the judge score is 0.803 "
-                                       "against VADER's 0.824 (its sentiment alone 0.818); on movie reviews it leads "
-                                       "by 0.097 (its sentiment alone by 0.103)")
-def test_shipped_judge_beats_vader_everywhere_and_on_movies_by_a_tenth(shipped):
+@pytest.mark.xfail(strict=True, reason="issue 8 target missed on the 444 test tweets: the judge score reaches 0.816 "
+                                       "against VADER's 0.824 (its sentiment alone 0.821); five-fold cross-validation "
+                                       "over 3,756 training and validation tweets puts the sentiment ahead")
+def test_shipped_judge_beats_vader_on_test_tweets(shipped):
     stated = shipped[0]["test"]
-    for d in DOMAINS:
-        assert stated["judge"][d] > stated["vader"][d], d
-    assert stated["judge"]["movie"] >= stated["vader"]["movie"] + 0.10
+    assert stated["judge"]["tweet"] > stated["vader"]["tweet"]
 
 
 @needs_judge
-def test_degeneracy_penalty_costs_little_on_real_text(shipped):
-    """The penalty (score against the same judge's sentiment) costs at most 0.01 agreement on
-    the validation split, where its gates were chosen, and on three of four test domains."""
+def test_degeneracy_penalty_costs_at_most_a_hundredth(shipped):
+    """The penalty (score against the same judge's sentiment) costs at most 0.01 agreement in
+    every domain, on the validation split, where its gates were chosen, and on the test split."""
     metrics = shipped[0]
-    for d in DOMAINS:
-        assert metrics["validation"]["judge"][d] >= metrics["validation"]["judge_without_penalty"][d] - 0.01, d
-    for d in ("movie", "product", "editorial"):
-        assert metrics["test"]["judge"][d] >= metrics["test"]["judge_without_penalty"][d] - 0.01, d
-
-
-@needs_judge
-@pytest.mark.xfail(strict=True, reason="issue 8 target missed on test tweets: the real tweets that the judge's "
-                                       "transformer takes for another domain or for degenerate text cost 0.015 "
-                                       "agreement (0.004 on validation tweets, where the gates were chosen)")
-def test_degeneracy_penalty_costs_at_most_a_hundredth_on_test_tweets(shipped):
-    test = shipped[0]["test"]
-    assert test["judge"]["tweet"] >= test["judge_without_penalty"]["tweet"] - 0.01
+    for split in ("validation", "test"):
+        for d in DOMAINS:
+            assert metrics[split]["judge"][d] >= metrics[split]["judge_without_penalty"][d] - 0.01, (split, d)
 
 
 @needs_judge

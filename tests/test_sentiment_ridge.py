@@ -32,10 +32,18 @@ def test_ngrams_are_words_bigrams_and_padded_character_grams():
 
 def test_lexicon_features_flip_after_a_negation():
     good, not_good = lexicon_features("a good film"), lexicon_features("not a good film")
-    assert good[0] > 0 and good[1] == 1 and good[2] == 0
-    assert not_good[0] == pytest.approx(-good[0]) and not_good[1] == 0 and not_good[2] == 1
-    assert lexicon_features("the council met").tolist() == [0, 0, 0, 0]
-    assert lexicon_features("great :)")[1] == 2  # emoticons are rated too
+    assert len(good) == N_LEXICON == 8  # four per lexicon: AFINN, then the opinion lexicon
+    for lex in (slice(0, 4), slice(4, 8)):
+        assert good[lex][0] > 0 and good[lex][1] == 1 and good[lex][2] == 0
+        assert not_good[lex][0] == pytest.approx(-good[lex][0]) and not_good[lex][1] == 0 and not_good[lex][2] == 1
+    assert lexicon_features("the council met").tolist() == [0] * 8
+    assert lexicon_features("great :)")[1] == 2  # AFINN rates emoticons too
+
+
+def test_the_opinion_lexicon_rates_words_afinn_lacks():
+    admirable = lexicon_features("an admirable effort")
+    assert admirable[:4].tolist() == [0, 0, 0, 0] and admirable[4] == 1 and admirable[5] == 1
+    assert lexicon_features("an admirable, admirable effort")[4] == 2
 
 
 def test_features_have_a_shared_and_a_domain_copy():

@@ -31,6 +31,10 @@ def test_loss_parts_use_only_their_rows(course_tokenizer):
     assert parts["domain_ce"] == pytest.approx(domain.item(), rel=1e-5)
     assert parts["well_formed_bce"] == pytest.approx(bce.item(), rel=1e-5)
     assert loss.item() == pytest.approx((rating + 2 * domain + 3 * bce).item(), rel=1e-5)
+    # length batching can make a batch of degenerate texts only: no ratings, no domains, a finite loss
+    only_degenerate = _make_collate(course_tokenizer.pad_token_id)([rows[1:2]])
+    loss, parts = _make_loss()(model, only_degenerate)
+    assert torch.isfinite(loss) and parts["rating"] == 0 and parts["domain_ce"] == 0 and parts["well_formed_bce"] > 0
 
 
 def test_length_batches_cover_every_example_once_per_epoch():
