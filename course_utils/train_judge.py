@@ -27,7 +27,9 @@ judge without the degeneracy penalty (its ``sentiment``), of the transformer's o
 rating columns (their expected rating), of VADER, of the texts' mean rating and the
 ceiling; domain accuracy; and the degenerate battery: per rule
 family, the share of degenerate texts scoring below the median score of the real
-positive texts (mean rating above +1) of their requested domain.
+positive texts (mean rating above +1) of their requested domain; and the judge score's
+lead over VADER per domain with a 95 % paired bootstrap interval (texts resampled: a
+small split shows how little it can decide).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from .data import DOMAINS, load_corpus
 from .degenerate import TRAIN_FAMILIES, battery, corrupt
 from .judge import (DOMAIN_LABELS, FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, RATING_LABELS, WELL_FORMED_GATE, Judge,
                     encode, pad_right, vader_scores)
-from .preferences import PAIR_SEED, agreement_by_domain, ceiling_by_domain, rating_histograms, same_domain_pairs
+from .preferences import (PAIR_SEED, agreement_by_domain, ceiling_by_domain, pairwise_agreement, rating_histograms,
+                          same_domain_pairs)
 from .sentiment_ridge import FILE as SENTIMENT_FILE
 from .sentiment_ridge import SentimentRidge
 
@@ -163,7 +166,8 @@ def _new_judge_model(base, n_layer: int = 0):
 def _evaluate(judge: Judge, corpus, pairs, with_references: bool = False) -> dict:
     """Per-domain agreement (equation 2 of ``preferences``) of the judge score (each text
     requested as its own domain) and of its unpenalised sentiment; with references also
-    of the ceiling, the texts' mean rating and VADER, on the same pairs; domain accuracy."""
+    of the ceiling, the texts' mean rating and VADER, on the same pairs, and the judge
+    score's lead over VADER with its bootstrap interval; domain accuracy."""
     texts, domains = list(corpus["text"]), np.asarray(corpus["domain"])
     scores = judge.score(texts, domains=domains.tolist())
     ratings = rating_histograms(list(corpus["ratings"]))
@@ -174,12 +178,34 @@ def _evaluate(judge: Judge, corpus, pairs, with_references: bool = False) -> dic
     if with_references:
         out["ceiling"] = ceiling_by_domain(ratings, domains, pairs)
         out["mean_rating"] = agreement_by_domain(np.asarray(corpus["mean_rating"]), ratings, domains, pairs)
-        out["vader"] = agreement_by_domain(vader_scores(texts), ratings, domains, pairs)
+        vader = vader_scores(texts)
+        out["vader"] = agreement_by_domain(vader, ratings, domains, pairs)
+        out["judge_lead_over_vader"] = {
+            d: _lead_interval(scores["score"], vader, ratings, pairs[domains[pairs[:, 0]] == d]) for d in DOMAINS}
     predicted = np.asarray(scores["domain"])
     out["domain_accuracy"] = {d: float((predicted[domains == d] == d).mean()) for d in DOMAINS}
     out["domain_accuracy"]["all"] = float((predicted == domains).mean())
     out["well_formed_mean"] = float(scores["well_formed"].mean())
     return out
+
+
+def _lead_interval(scores_a, scores_b, ratings, pairs, n_boot: int = 1000, seed: int = 0) -> dict:
+    """How much better ``scores_a`` agrees with one-rater labels than ``scores_b`` on
+    ``pairs`` (equation 2 of ``preferences``; pairs index one set of texts), with a 95 %
+    paired bootstrap interval: the texts are resampled with replacement and each pair
+    keeps its positions, so the pairs move with the texts they join; pairs that land on
+    one text twice are dropped. Both predictors are measured on the same resamples."""
+    texts = np.unique(pairs)
+    position = np.searchsorted(texts, pairs)
+    rng = np.random.default_rng(seed)
+    leads = []
+    for _ in range(n_boot):
+        p = texts[rng.integers(len(texts), size=len(texts))][position]
+        p = p[p[:, 0] != p[:, 1]]
+        leads.append(pairwise_agreement(scores_a, ratings, p) - pairwise_agreement(scores_b, ratings, p))
+    lead = pairwise_agreement(scores_a, ratings, pairs) - pairwise_agreement(scores_b, ratings, pairs)
+    low, high = np.percentile(leads, [2.5, 97.5])
+    return {"lead": float(lead), "low": float(low), "high": float(high)}
 
 
 def _positive_medians(judge: Judge, corpus) -> dict:
@@ -221,6 +247,9 @@ def _print_table(m: dict):
             print(f"{name:30s}" + "".join(f"{m[key][d]:11.3f}" for d in DOMAINS))
     print(f"{'domain accuracy (judge)':30s}" + "".join(f"{m['domain_accuracy'][d]:11.3f}" for d in DOMAINS)
           + f"   all {m['domain_accuracy']['all']:.3f}")
+    if "judge_lead_over_vader" in m:
+        print("judge score - VADER, 95% bootstrap interval: " + ", ".join(
+            f"{d} {r['lead']:+.3f} ({r['low']:+.3f}..{r['high']:+.3f})" for d, r in m["judge_lead_over_vader"].items()))
 
 
 def _print_battery(b: dict):

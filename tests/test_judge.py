@@ -177,19 +177,26 @@ def test_shipped_judge_reaches_its_stated_agreement(shipped):
 def test_shipped_judge_against_vader_and_the_ceiling(shipped):
     """Test split, stated in metrics.json and recomputed above: the judge score stays below
     the ceiling and beats VADER on movie reviews by at least a tenth (0.105), on product
-    reviews (0.070) and on editorials (0.027)."""
+    reviews (0.070) and on editorials (0.028); the stated leads over VADER are these
+    differences, inside their bootstrap intervals, which exclude zero for movies and products."""
     stated = shipped[0]["test"]
     for d in DOMAINS:
         assert 0.6 < stated["judge"][d] <= stated["ceiling"][d], d
     assert stated["judge"]["movie"] >= stated["vader"]["movie"] + 0.10
     assert stated["judge"]["product"] > stated["vader"]["product"] + 0.05
     assert stated["judge"]["editorial"] > stated["vader"]["editorial"]
+    lead = stated["judge_lead_over_vader"]   # with its 95 % bootstrap interval over test texts
+    for d in DOMAINS:
+        assert lead[d]["lead"] == pytest.approx(stated["judge"][d] - stated["vader"][d], abs=1e-12), d
+        assert lead[d]["low"] < lead[d]["lead"] < lead[d]["high"], d
+    assert lead["movie"]["low"] > 0 and lead["product"]["low"] > 0
 
 
 @needs_judge
 @pytest.mark.xfail(strict=True, reason="issue 8 target missed on the 444 test tweets: the judge score reaches 0.816 "
-                                       "against VADER's 0.824 (its sentiment alone 0.821); five-fold cross-validation "
-                                       "over 3,756 training and validation tweets puts the sentiment ahead")
+                                       "against VADER's 0.824 (lead -0.007, 95% bootstrap interval -0.018..+0.007; "
+                                       "its sentiment alone 0.821); five-fold cross-validation over 3,756 training and "
+                                       "validation tweets puts the sentiment ahead")
 def test_shipped_judge_beats_vader_on_test_tweets(shipped):
     stated = shipped[0]["test"]
     assert stated["judge"]["tweet"] > stated["vader"]["tweet"]

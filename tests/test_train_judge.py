@@ -6,7 +6,7 @@ import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from course_utils.judge import LABELS, encode
-from course_utils.train_judge import _length_batches, _make_collate, _make_loss
+from course_utils.train_judge import _lead_interval, _length_batches, _make_collate, _make_loss
 
 
 def test_loss_parts_use_only_their_rows(course_tokenizer):
@@ -43,3 +43,25 @@ def test_length_batches_cover_every_example_once_per_epoch():
     assert len(batches) == 20 and all(len(b) == 10 for b in batches)
     for epoch in (batches[:10], batches[10:]):
         assert sorted(r["id"] for b in epoch for r in b) == list(range(100))
+
+
+def test_lead_interval_is_a_paired_bootstrap_over_texts():
+    """The lead of one predictor over another, with a 95 % interval from resampling texts:
+    zero with no width for identical predictors; a perfect predictor (the ratings
+    themselves) leads a random one with an interval above zero that holds its point;
+    and fewer texts give a wider interval."""
+    rng = np.random.default_rng(0)
+    n = 200
+    hist = np.zeros((n, 9))
+    for i in range(n):
+        hist[i] = np.bincount(rng.integers(0, 9, 15), minlength=9) / 15
+    mean = hist @ np.arange(-4.0, 5.0)
+    noise = rng.normal(size=n)
+    pairs = np.stack([rng.integers(0, n, 4000), rng.integers(0, n, 4000)], axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    same = _lead_interval(mean, mean, hist, pairs, n_boot=100)
+    assert same == {"lead": 0.0, "low": 0.0, "high": 0.0}
+    full = _lead_interval(mean, noise, hist, pairs, n_boot=200)
+    assert 0 < full["low"] < full["lead"] < full["high"]
+    few = _lead_interval(mean, noise, hist, pairs[np.isin(pairs, np.arange(40)).all(axis=1)], n_boot=200)
+    assert few["high"] - few["low"] > full["high"] - full["low"]
