@@ -2,8 +2,14 @@
 
 On CUDA the same code runs faster, and on the CPU nothing here changes a number:
 
-- ``autocast(device)``: bf16 autocast on CUDA cards that support it (matrix products in bf16,
-  weights, optimizer and reductions in float32); on the CPU a context that does nothing;
+- ``precision(device)``: what the matrix products run in. ``"bf16"`` on CUDA cards with native bf16
+  (compute capability 8.0 or more: A100, L4, H100, RTX 30xx on); ``"fp16"`` on cards of capability 7.x
+  (V100, and the T4 of a free Colab runtime), with the loss scaled (``grad_scaler``) because fp16's range is
+  narrow; ``"fp32"`` on older cards, the CPU and MPS. Not ``torch.cuda.is_bf16_supported()``: by default it
+  counts emulated bf16 too and says True on a T4, where bf16 would run slowly in emulation;
+- ``autocast(device)``: autocast in that precision (matrix products in bf16 or fp16, weights, optimizer
+  and reductions in float32); in fp32 a context that does nothing;
+- ``grad_scaler(device)``: loss scaling for fp16 autocast; elsewhere a scaler that changes nothing;
 - ``allow_tf32(device)``: on CUDA, float32 matrix products outside autocast in TF32;
 - ``compiled_blocks(model)``: ``torch.compile`` on each transformer block (opt-in:
   ``TrainConfig(compile=True)``), which fuses GPT-2's many small element-wise kernels.
@@ -32,17 +38,43 @@ def _device_type(where: str, device) -> str:
     return torch.device(device).type
 
 
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision(device) -> str:
+    """``"bf16"``, ``"fp16"`` or ``"fp32"``: the autocast precision on ``device`` (a device, its name, or a
+    model: the device of its weights). bf16 only where the card computes it natively (compute capability
+    8.0 or more); fp16 on capability 7.x (tensor cores in fp16: V100, T4); fp32 on older cards and off CUDA."""
+    return _precision("precision", device)
+
+
+def _precision(where: str, device) -> str:
+    if _device_type(where, device) != "cuda":
+        return "fp32"
+    if isinstance(device, torch.nn.Module):
+        device = next(device.parameters()).device
+    major, _ = torch.cuda.get_device_capability(torch.device(device))
+    return "bf16" if major >= 8 else "fp16" if major == 7 else "fp32"
+
+
 def bf16_supported(device) -> bool:
-    """Whether ``device`` (a device, its name, or a model: the device of its weights) is a CUDA card with bf16."""
-    return _device_type("bf16_supported", device) == "cuda" and torch.cuda.is_bf16_supported()
+    """Whether ``device`` (a device, its name, or a model: the device of its weights) is a CUDA card with
+    native bf16 (compute capability 8.0 or more; a T4's emulated bf16 does not count)."""
+    return _precision("bf16_supported", device) == "bf16"
 
 
 def autocast(device):
-    """bf16 autocast where ``device`` (a device, its name, or a model) is a CUDA card with bf16; elsewhere a
-    context that changes nothing (the CPU computes in float32, as the course's CPU results were)."""
-    if bf16_supported(device):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """Autocast in ``precision(device)`` (``device``: a device, its name, or a model): bf16 or fp16 on CUDA;
+    in fp32 a context that changes nothing (the CPU computes in float32, as the course's CPU results were)."""
+    dtype = _AUTOCAST_DTYPES.get(_precision("autocast", device))
+    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def grad_scaler(device) -> torch.amp.GradScaler:
+    """A ``torch.amp.GradScaler`` that scales the loss where ``device`` (a device, its name, or a model) trains
+    in fp16 (small gradients would underflow to zero otherwise); elsewhere a disabled one, whose ``scale``,
+    ``unscale_``, ``step`` and ``update`` are plain ``loss``, nothing, ``optimizer.step()`` and nothing."""
+    return torch.amp.GradScaler("cuda", enabled=_precision("grad_scaler", device) == "fp16")
 
 
 def allow_tf32(device) -> bool:

@@ -4,8 +4,9 @@
 cosine decay on batches drawn from ``examples``. The objective is ``loss_fn(model,
 batch) -> (loss, metrics)``, so SFT, reward modelling, DPO and ORPO share the loop.
 
-- the device is the model's; on CUDA bf16 autocast, TF32, fused AdamW (``gpu``) and,
-  opt-in, ``torch.compile`` (``config.compile``); full precision elsewhere;
+- the device is the model's; on CUDA autocast (bf16 where the card has it natively, fp16 with
+  loss scaling on a T4: ``gpu.precision``), TF32, fused AdamW (``gpu``) and, opt-in,
+  ``torch.compile`` (``config.compile``); full precision elsewhere;
 - seeded: batch k of a run is the same batch however often the run is resumed;
   opt-in, batches of examples of similar length, to cut padding (``config.group_by_length``);
 - gradient accumulation: ``config.grad_accum`` micro-batches per optimiser step;
@@ -382,6 +383,7 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
     if start:
         print(f"Resuming from {ckpt / 'checkpoint.pt'} after {start} of {config.steps} steps.")
     gpu.allow_tf32(device)
+    scaler = gpu.grad_scaler(device)  # scales the loss in fp16 (a T4); elsewhere it changes nothing
     with gpu.compiled_blocks(model, config.compile):  # opt-in, CUDA only; the blocks run eagerly again after
         model.train()
         bar = Progress(config.steps, config.desc, unit="steps", initial=start)
@@ -400,11 +402,13 @@ def train(model, loss_fn, examples, collate, config: TrainConfig, eval_fn=None, 
                     batch = to_device(collate([examples[i] for i in idx]), device)
                     with gpu.autocast(device):
                         loss, metrics = _call_loss(loss_fn, model, batch, step)
-                    (loss / config.grad_accum).backward()
+                    scaler.scale(loss / config.grad_accum).backward()
                     for key, v in {"loss": loss, **metrics}.items():
                         totals[key] = totals.get(key, 0.0) + float(torch.as_tensor(v).detach()) / config.grad_accum
+                scaler.unscale_(optimizer)  # clip the true gradients
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
+                scaler.step(optimizer)  # in fp16, skipped where a gradient overflowed
+                scaler.update()
                 done = step + 1
                 if eval_fn is not None and eval_every and done % eval_every == 0:
                     model.eval()

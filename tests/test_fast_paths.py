@@ -262,7 +262,7 @@ def test_on_cuda_the_gpu_helpers_choose_the_fast_paths(make_tiny_lm, monkeypatch
     """The selection, with CUDA faked (no GPU here): bf16 autocast, TF32, compiled blocks undone afterwards."""
     model = make_tiny_lm()
     monkeypatch.setattr(gpu, "_device_type", lambda where, device: "cuda")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0))  # an A100
     context = gpu.autocast(model)
     assert isinstance(context, torch.autocast) and context.device == "cuda" and context.fast_dtype == torch.bfloat16
     compiled_calls = []

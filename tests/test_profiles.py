@@ -13,9 +13,25 @@ def test_ci_defaults_to_smoke_and_a_cpu_machine_to_cpu(monkeypatch):
     assert get_profile().name == "smoke"
     monkeypatch.delenv("CI")
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert get_profile().name == "cpu"
+    assert (get_profile().name, get_profile().device) == ("cpu", "cpu")
+
+
+def test_on_cuda_the_automatic_choice_runs_the_cpu_recipes_on_the_gpu(monkeypatch, capsys):
+    """A Colab GPU runtime gets the cpu profile (every assert in it has been run) on the GPU, and no note."""
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
-    assert get_profile().name == "gpu"
+    profile = get_profile()
+    assert (profile.name, profile.model, profile.device) == ("cpu", "tiny", "cuda")
+    assert profile.steps == get_profile("cpu").steps
+    assert "gpu profile" not in capsys.readouterr().out
+
+
+def test_the_gpu_profile_is_opt_in_and_says_it_is_unmeasured(monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setenv("COURSE_PROFILE", "gpu")
+    assert (get_profile().name, get_profile().model) == ("gpu", "gpt2")
+    assert "has not yet been measured on a GPU" in capsys.readouterr().out
 
 
 def test_environment_variable_wins_and_is_case_insensitive(monkeypatch):
