@@ -144,3 +144,63 @@ def within_context(where: str, length: int, model, said: str, fix: str):
     context = context_length(model)
     if context and length > context:
         raise ValueError(f"{where}: {said} the model's context of {context}; {fix} <= {context}")
+
+
+def finite(where: str, name: str, value, allow_inf: bool = False):
+    """Refuse NaN and infinity in ``value`` (a torch tensor, a numpy array or a number): the message
+    names the first bad entry, e.g. "scores[3] is nan (2 of 10 entries are not finite)".
+    ``allow_inf=True`` lets -inf/+inf through (log-probabilities of masked tokens), NaN never.
+    Returns ``value`` unchanged."""
+    import numpy as np
+    import torch
+
+    if torch.is_tensor(value):
+        if not (value.is_floating_point() or value.is_complex()):
+            return value
+        bad = torch.isnan(value) if allow_inf else ~torch.isfinite(value)
+        if not bad.any():
+            return value
+        bad = bad.detach().cpu().numpy()
+        array = value.detach().cpu().double().numpy()
+    else:
+        array = np.asarray(value)
+        if array.dtype.kind not in "fc":
+            return value
+        bad = np.isnan(array) if allow_inf else ~np.isfinite(array)
+        if not bad.any():
+            return value
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    index = "".join(f"[{i}]" for i in first)
+    allowed = "numbers or -inf/+inf, not NaN" if allow_inf else "finite numbers (no NaN or inf)"
+    raise ValueError(f"{where}: {name}{index} is {array[first]} ({int(bad.sum())} of {bad.size} entries bad); "
+                     f"{name} must hold {allowed}")
+
+
+DISTRIBUTION_ATOL = 1e-6
+
+
+def distribution(where: str, name: str, value, atol: float = DISTRIBUTION_ATOL, positive: bool = False):
+    """A probability vector, or a 2-D array whose rows are each one: finite, entries >= 0 (> 0 with
+    ``positive``), summing to 1 within ``atol``. Returns it as a float numpy array."""
+    import numpy as np
+
+    try:
+        p = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: {name} must be a probability vector (a list of numbers), "
+                        f"got {type(value).__name__}") from None
+    if p.ndim not in (1, 2) or p.shape[-1] == 0:
+        raise ValueError(f"{where}: {name} must be a probability vector (or rows of them), got shape {p.shape}")
+    finite(where, name, p)
+    low = p <= 0 if positive else p < 0
+    if low.any():
+        first = tuple(int(i) for i in np.argwhere(low)[0])
+        raise ValueError(f"{where}: {name}{''.join(f'[{i}]' for i in first)} is {p[first]}; a probability "
+                         f"vector's entries must be {'> 0' if positive else '>= 0'}")
+    sums = np.atleast_1d(p.sum(-1))
+    off = np.abs(sums - 1) > atol
+    if off.any():
+        row = int(np.argmax(off))
+        raise ValueError(f"{where}: {name}{f'[{row}]' if p.ndim == 2 else ''} sums to {sums[row]:.6g}, not 1 "
+                         f"(within {atol:g}); a probability vector's entries must sum to 1")
+    return p

@@ -25,14 +25,10 @@ OBJECTIVES = ("dpo", "unlikelihood")
 
 
 def _probs(where: str, name: str, p) -> np.ndarray:
-    try:
-        p = np.asarray(p, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{where}: {name} must be a probability vector (a list of numbers), got {type(p).__name__}") \
-            from None
-    if p.ndim != 1 or p.size < 2 or not np.isfinite(p).all() or (p <= 0).any() or abs(p.sum() - 1) > 1e-9:
-        raise ValueError(f"{where}: {name} must be a probability vector over K >= 2 responses, every entry > 0, "
-                         f"summing to 1; got {np.round(p, 4).tolist() if p.size <= 10 else p.shape}")
+    """A probability vector over K >= 2 responses, every entry > 0, summing to 1 within 1e-9."""
+    p = _checks.distribution(where, name, p, atol=1e-9, positive=True)
+    if p.size < 2:
+        raise ValueError(f"{where}: {name} must be a probability vector over K >= 2 responses, got {p.size} entry")
     return p
 
 
@@ -41,9 +37,9 @@ def _rewards(where: str, reward, k: int) -> np.ndarray:
         reward = np.asarray(reward, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"{where}: reward must be a list of numbers, got {type(reward).__name__}") from None
-    if reward.shape != (k,) or not np.isfinite(reward).all():
+    if reward.shape != (k,):
         raise ValueError(f"{where}: reward must hold {k} finite numbers, one per response, got shape {reward.shape}")
-    return reward
+    return _checks.finite(where, "reward", reward)
 
 
 def log_partition(pi_ref, reward, beta: float) -> float:
@@ -68,13 +64,10 @@ def objective(pi, pi_ref, reward, beta: float) -> float:
     pi_ref = _probs("objective", "pi_ref", pi_ref)
     reward = _rewards("objective", reward, len(pi_ref))
     beta = _checks.number("objective", "beta", beta, positive=True)
-    try:
-        pi = np.asarray(pi, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"objective: pi must be a probability vector, got {type(pi).__name__}") from None
-    if pi.shape != pi_ref.shape or (pi < 0).any() or abs(pi.sum() - 1) > 1e-9:
-        raise ValueError(f"objective: pi must be a probability vector of pi_ref's shape {pi_ref.shape} "
-                         f"(entries >= 0, summing to 1), got shape {pi.shape}")
+    pi = _checks.distribution("objective", "pi", pi, atol=1e-9)
+    if pi.shape != pi_ref.shape:
+        raise ValueError(f"objective: pi must be a probability vector of pi_ref's shape {pi_ref.shape}, "
+                         f"got shape {pi.shape}")
     return float(pi @ reward - beta * exact_kl(pi, pi_ref))
 
 

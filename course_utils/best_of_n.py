@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _checks
+
 
 def kl_bound(n) -> np.ndarray:
     """log n - (n - 1)/n, elementwise, for n >= 1 (0 at n = 1)."""
@@ -28,10 +30,13 @@ def kl_bound(n) -> np.ndarray:
 
 def best_of_n_distribution(probs, rewards, n: int) -> np.ndarray:
     """Exact distribution of the best of ``n`` independent draws from ``probs``, best by
-    ``rewards`` (distinct rewards; ties would need a tie-break rule)."""
-    probs, rewards = np.asarray(probs, dtype=float), np.asarray(rewards, dtype=float)
-    if probs.ndim != 1 or probs.shape != rewards.shape or (probs < 0).any() or not np.isclose(probs.sum(), 1.0):
-        raise ValueError("best_of_n_distribution: probs must be a probability vector with one reward per entry")
+    ``rewards`` (distinct, finite rewards; ties would need a tie-break rule). ``probs`` must be a
+    probability vector (entries >= 0, summing to 1 within ``_checks.DISTRIBUTION_ATOL``)."""
+    probs = _checks.distribution("best_of_n_distribution", "probs", probs)
+    rewards = _checks.finite("best_of_n_distribution", "rewards", np.asarray(rewards, dtype=float))
+    if probs.shape != rewards.shape:
+        raise ValueError(f"best_of_n_distribution: probs and rewards must have one entry per response each, "
+                         f"got shapes {probs.shape} and {rewards.shape}")
     if len(np.unique(rewards)) != len(rewards):
         raise ValueError("best_of_n_distribution: rewards must be distinct")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -45,8 +50,10 @@ def best_of_n_distribution(probs, rewards, n: int) -> np.ndarray:
 
 
 def exact_kl(p, q) -> float:
-    """KL(p ‖ q) = Σ p log(p / q) over the support of p."""
-    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    """KL(p ‖ q) = Σ p log(p / q) over the support of p; inf where q is 0 on p's support.
+    ``p`` and ``q`` must be probability vectors (entries >= 0, summing to 1 within
+    ``_checks.DISTRIBUTION_ATOL``)."""
+    p, q = _checks.distribution("exact_kl", "p", p), _checks.distribution("exact_kl", "q", q)
     if p.shape != q.shape:
         raise ValueError(f"exact_kl: p and q must have one shape, got {p.shape} and {q.shape}")
     keep = p > 0
@@ -66,8 +73,8 @@ def best_of_n_scores(proxy: np.ndarray, target: np.ndarray, n: int) -> tuple[np.
                          f"got {proxy.shape} and {target.shape}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= proxy.shape[1]:
         raise ValueError(f"best_of_n_scores: n must be an int in 1..{proxy.shape[1]} (samples per prompt), got {n!r}")
-    if not np.isfinite(proxy).all():
-        raise ValueError("best_of_n_scores: proxy scores must be finite (no NaN or inf)")
+    _checks.finite("best_of_n_scores", "proxy", proxy)
+    _checks.finite("best_of_n_scores", "target", target)
     groups = proxy.shape[1] // n
     p = proxy[:, :groups * n].reshape(len(proxy), groups, n)
     t = target[:, :groups * n].reshape(len(target), groups, n)

@@ -218,7 +218,7 @@ def _read_cache(parsed: Path) -> tuple[list[dict] | None, str]:
         check = json.loads(_check_file(parsed).read_text())
         rows, digest = int(check["rows"]), str(check["sha256"])
     except FileNotFoundError:
-        return None, ""  # written before caches carried a check: rebuilt quietly
+        return None, f"its check file {_check_file(parsed).name} is missing"
     except (OSError, ValueError, KeyError, TypeError):
         return None, f"its check file {_check_file(parsed).name} is unreadable"
     payload = parsed.read_bytes()
@@ -239,7 +239,8 @@ def load_corpus(split: str | None = None, domains=DOMAINS, cache: Path | None = 
 
     The parsed copy (``corpus.jsonl``) is verified on every read against the row
     count and sha256 written beside it; a missing, truncated or altered copy is
-    rebuilt from the verified sdist (with a warning if it existed). If it cannot be
+    rebuilt from the verified sdist (with a warning if it existed, also when only its check
+    file is missing: such a copy cannot be verified). If it cannot be
     rebuilt, ``CorpusError`` names the file and the command that rebuilds it.
     """
     if split is not None and split not in SPLITS:

@@ -20,6 +20,8 @@ import functools
 
 import numpy as np
 
+from . import _checks
+
 PUNCTUATION = list("!?.,;:-*#~") + ["!!", "...", "?!", ":)", ":("]
 
 
@@ -169,6 +171,7 @@ def battery(texts, domains, mean_ratings, per_family: int = 200, seed: int = 1) 
     requested as a random other domain. ``[{"text", "family", "domain", "heldout"}]``."""
     if not (len(texts) == len(domains) == len(mean_ratings)):
         raise ValueError("battery: texts, domains and mean_ratings must have the same length")
+    _checks.finite("battery", "mean_ratings", np.asarray(mean_ratings, dtype=float))
     rng = np.random.default_rng(seed)
     texts, domains = list(texts), list(domains)
     items = []

@@ -43,9 +43,7 @@ _LOGPS = ("policy_chosen_logps", "policy_rejected_logps", "ref_chosen_logps", "r
 def _check_logps(where: str, *logps) -> None:
     """Four [B] floating tensors of one shape, B >= 1, finite."""
     for name, value in zip(_LOGPS, logps):
-        _checks.tensor(where, name, value, dims=1, floating=True)
-        if not torch.isfinite(value).all():
-            raise ValueError(f"{where}: {name} has NaN or infinite log-probabilities")
+        _checks.finite(where, name, _checks.tensor(where, name, value, dims=1, floating=True))
     shapes = {tuple(v.shape) for v in logps}
     if len(shapes) != 1 or logps[0].numel() == 0:
         raise ValueError(f"{where}: {', '.join(_LOGPS)} must all be [B] with one B >= 1, got shapes "

@@ -68,9 +68,9 @@ def bootstrap_ci(values, other=None, n_boot: int = 2000, level: float = 0.95, se
     """Mean of ``values``, or the difference of means ``values - other`` of two independent
     samples, with a percentile bootstrap interval (each sample resampled with
     replacement ``n_boot`` times): ``(estimate, low, high)``."""
-    a = np.asarray(values, dtype=float)
-    if a.ndim != 1 or a.size < 2 or not np.isfinite(a).all():
-        raise ValueError("bootstrap_ci: values must be a 1-D array of at least 2 finite numbers")
+    a = _check_scores("bootstrap_ci", "values", values)
+    _checks.integer("bootstrap_ci", "n_boot", n_boot, minimum=1)
+    _checks.integer("bootstrap_ci", "seed", seed, minimum=0)
     if not 0 < level < 1:
         raise ValueError(f"bootstrap_ci: level must be in (0, 1), got {level!r}")
     rng = np.random.default_rng(seed)
@@ -78,9 +78,7 @@ def bootstrap_ci(values, other=None, n_boot: int = 2000, level: float = 0.95, se
         stats = a[rng.integers(a.size, size=(n_boot, a.size))].mean(-1)
         estimate = a.mean()
     else:
-        b = np.asarray(other, dtype=float)
-        if b.ndim != 1 or b.size < 2 or not np.isfinite(b).all():
-            raise ValueError("bootstrap_ci: other must be a 1-D array of at least 2 finite numbers")
+        b = _check_scores("bootstrap_ci", "other", other)
         stats = (a[rng.integers(a.size, size=(n_boot, a.size))].mean(-1)
                  - b[rng.integers(b.size, size=(n_boot, b.size))].mean(-1))
         estimate = a.mean() - b.mean()
@@ -94,9 +92,9 @@ def _check_scores(where: str, name: str, values) -> np.ndarray:
     except (TypeError, ValueError):
         raise TypeError(f"{where}: {name} must be a list (or 1-D array) of numbers, got {type(values).__name__}") \
             from None
-    if a.ndim != 1 or a.size < 2 or not np.isfinite(a).all():
+    if a.ndim != 1 or a.size < 2:
         raise ValueError(f"{where}: {name} must be a 1-D array of at least 2 finite numbers, got shape {a.shape}")
-    return a
+    return _checks.finite(where, name, a)
 
 
 def win_rate(scores, baseline, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple:

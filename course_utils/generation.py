@@ -222,6 +222,7 @@ def response_logprobs(model, rollout: Rollout, entropy: bool = False):
     _check_rollout("response_logprobs", rollout)
     if not isinstance(entropy, bool):
         raise TypeError(f"response_logprobs: entropy must be True or False, got {entropy!r}")
+    _checks.vocabulary("response_logprobs", "rollout.input_ids", rollout.input_ids, model)
     p = rollout.prompt_length
     logits = model(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
                    position_ids=positions(rollout.attention_mask)).logits[:, p - 1:-1]   # [B, T, V]

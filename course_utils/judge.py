@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _checks
 from .data import DOMAINS
 from .sentiment_ridge import SentimentRidge
 
@@ -120,6 +121,7 @@ class Judge:
     def load(cls, device: str = "cpu", path=JUDGE_DIR) -> "Judge":
         """The shipped judge (or the one saved in ``path``), in fp32 on ``device``."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        _checks.device("Judge.load", "device", device)
         if not Path(path).is_dir():
             raise FileNotFoundError(f"Judge.load: path {path} is not a directory; "
                                     "`python -m course_utils.train_judge` writes the judge")

@@ -45,6 +45,9 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     3.3 GB for GPT-2, on top of the (bf16) logits themselves; one row at a time it
     is B times smaller. Low-precision logits are upcast first, because bf16 cannot
     resolve the small differences between log-probabilities.
+
+    -inf logits are accepted on purpose (a token masked out of the vocabulary, as top-k
+    sampling does); NaN or +inf logits are refused, checked on the [B, T] result.
     """
     _checks.tensor("token_logprobs", "logits", logits, floating=True)
     _checks.tensor("token_logprobs", "targets", targets, ids=True)

@@ -50,6 +50,8 @@ def sft_step(model, batch: dict, chunked: bool | None = None):
         raise ValueError("sft_step: batch must be a dict with input_ids, attention_mask and labels "
                          f"(as from collate_sft), got {sorted(batch) if isinstance(batch, dict) else type(batch).__name__}")
     _checks.model("sft_step", "model", model)
+    _checks.tensor("sft_step", "input_ids", batch["input_ids"], ids=True)
+    _checks.vocabulary("sft_step", "input_ids", batch["input_ids"], model)
     labels = batch["labels"]
     if not _use_chunked("sft_step", model, chunked):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
@@ -80,9 +82,8 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor):
     TRL's ``RewardTrainer`` computes the same loss (tests/test_reward_model.py).
     """
     for name, value in (("r_chosen", r_chosen), ("r_rejected", r_rejected)):
-        _checks.tensor("bradley_terry_loss", name, value, dims=1, floating=True)
-        if not torch.isfinite(value).all():
-            raise ValueError(f"bradley_terry_loss: {name} has NaN or infinite rewards")
+        _checks.finite("bradley_terry_loss", name, _checks.tensor("bradley_terry_loss", name, value, dims=1,
+                                                                  floating=True))
     if r_chosen.shape != r_rejected.shape or r_chosen.numel() == 0:
         raise ValueError(f"bradley_terry_loss: r_chosen and r_rejected must both be [B] with B >= 1, got "
                          f"{tuple(r_chosen.shape)} and {tuple(r_rejected.shape)}")

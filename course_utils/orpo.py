@@ -41,8 +41,8 @@ def log1mexp(x: torch.Tensor) -> torch.Tensor:
                     = log1p(-exp(x))   for x <= -log 2        (e^x is small: log1p keeps its digits)
 
     ``log1mexp(0)`` is -inf (probability 1 has no complement)."""
-    _checks.tensor("log1mexp", "x", x, floating=True)
-    if torch.isnan(x).any() or (x > 0).any():
+    _checks.finite("log1mexp", "x", _checks.tensor("log1mexp", "x", x, floating=True), allow_inf=True)
+    if (x > 0).any():
         raise ValueError("log1mexp: x must be a log-probability (<= 0, not NaN): log(1 - exp(x)) is undefined "
                          f"for x > 0; got a maximum of {x.max().item():.4g}")
     return _log1mexp(x)
@@ -70,9 +70,7 @@ def _log_odds(logps: torch.Tensor) -> torch.Tensor:
 def _check_logps(where: str, **logps) -> None:
     """[B] floating tensors of one shape, B >= 1, each a mean log-probability: finite and <= 0."""
     for name, value in logps.items():
-        _checks.tensor(where, name, value, dims=1, floating=True)
-        if not torch.isfinite(value).all():
-            raise ValueError(f"{where}: {name} has NaN or infinite log-probabilities")
+        _checks.finite(where, name, _checks.tensor(where, name, value, dims=1, floating=True))
         if (value > 0).any():
             raise ValueError(f"{where}: {name} must be log-probabilities (<= 0), got a maximum of "
                              f"{value.max().item():.4g}; pass sequence_logprobs(..., average=True), not logits")

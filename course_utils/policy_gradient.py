@@ -32,10 +32,12 @@ def _check_same_shape(where: str, **tensors):
                          + ", ".join(f"{n} {s}" for n, s in shapes.items()))
 
 
-def _check_reward_inputs(where: str, score, logp, mask, beta) -> torch.Tensor:
-    """score [B], logp [B, T], a mask of logp's shape and beta >= 0, checked; returns the mask as floats."""
-    _checks.tensor(where, "score", score, dims=1, floating=True)
-    _checks.tensor(where, "logp", logp, dims=2, floating=True)
+def _check_reward_inputs(where: str, score, logp, logp_ref, mask, beta) -> torch.Tensor:
+    """score [B], logp and logp_ref [B, T], a mask of logp's shape and beta >= 0, checked; returns the mask
+    as floats."""
+    _checks.finite(where, "score", _checks.tensor(where, "score", score, dims=1, floating=True))
+    _checks.finite(where, "logp", _checks.tensor(where, "logp", logp, dims=2, floating=True))
+    _checks.finite(where, "logp_ref", _checks.tensor(where, "logp_ref", logp_ref, floating=True))
     _checks.number(where, "beta", beta, nonnegative=True)
     if score.shape[0] != logp.shape[0]:
         raise ValueError(f"{where}: score has {score.shape[0]} entries but logp has {logp.shape[0]} rows")
@@ -52,11 +54,22 @@ def _check_mask(where: str, mask, like):
     return mask.to(like.dtype if like.is_floating_point() else torch.float32)
 
 
+def _check_contiguous(where: str, mask: torch.Tensor) -> None:
+    """Each row of a [B, T] 0/1 ``mask`` is its 1s first, then its 0s (a response without holes)."""
+    rises = mask[:, 1:] > mask[:, :-1]
+    if rises.any():
+        row = int(rises.any(-1).nonzero()[0])
+        shown = mask[row].long().tolist()
+        raise ValueError(f"{where}: mask row {row} is {shown[:12]}{'...' if len(shown) > 12 else ''}; each row "
+                         "must be 1s first, then 0s (one contiguous response, no holes)")
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Mean of ``values`` where ``mask`` is 1 (over all entries, or along ``dim``).
 
-    values, mask: one shape (mask 0/1, bool or numbers). Σ m·v / Σ m; padding counts for nothing."""
-    _checks.tensor("masked_mean", "values", values, floating=True)
+    values, mask: one shape (mask 0/1, bool or numbers). Σ m·v / Σ m; padding counts for nothing.
+    ``values`` must be finite, on padding too (0 · NaN is NaN)."""
+    _checks.finite("masked_mean", "values", _checks.tensor("masked_mean", "values", values, floating=True))
     m = _check_mask("masked_mean", mask, values)
     if dim is not None:
         _checks.integer("masked_mean", "dim", dim)
@@ -78,8 +91,8 @@ def kl_estimate(logp: torch.Tensor, logp_ref: torch.Tensor, kind: str = "k1") ->
 
     logp, logp_ref: one shape (e.g. [B, T] per token) -> that shape. Elementwise; mask
     padding afterwards."""
-    _checks.tensor("kl_estimate", "logp", logp, floating=True)
-    _checks.tensor("kl_estimate", "logp_ref", logp_ref, floating=True)
+    _checks.finite("kl_estimate", "logp", _checks.tensor("kl_estimate", "logp", logp, floating=True))
+    _checks.finite("kl_estimate", "logp_ref", _checks.tensor("kl_estimate", "logp_ref", logp_ref, floating=True))
     _check_same_shape("kl_estimate", logp=logp, logp_ref=logp_ref)
     _checks.choice("kl_estimate", "kind", kind, KL_ESTIMATORS)
     log_ratio = logp - logp_ref
@@ -98,12 +111,12 @@ def kl_penalised_reward(score: torch.Tensor, logp: torch.Tensor, logp_ref: torch
     under the policy that sampled and under the reference), mask [B, T] -> [B].
     With k1 (the default) Σ_t k(t) = log π(y|x) - log π_ref(y|x), whose mean over
     samples is exactly KL(π ‖ π_ref)."""
-    m = _check_reward_inputs("kl_penalised_reward", score, logp, mask, beta)
+    m = _check_reward_inputs("kl_penalised_reward", score, logp, logp_ref, mask, beta)
     return score - beta * (kl_estimate(logp, logp_ref, kind) * m).sum(-1)
 
 
 def _check_rewards(where: str, rewards, group_size):
-    _checks.tensor(where, "rewards", rewards, dims=1, floating=True)
+    _checks.finite(where, "rewards", _checks.tensor(where, "rewards", rewards, dims=1, floating=True))
     _checks.integer(where, "group_size", group_size, minimum=1)
     if rewards.shape[0] % group_size:
         raise ValueError(f"{where}: rewards has {rewards.shape[0]} entries, not a multiple of group_size={group_size} "
@@ -152,7 +165,8 @@ def update_baseline(baseline: float, rewards: torch.Tensor, decay: float = 0.9) 
     Use it *after* computing the batch's advantages, so a sample's own reward is not
     in its baseline (that would bias the estimate)."""
     _checks.number("update_baseline", "baseline", baseline)
-    _checks.tensor("update_baseline", "rewards", rewards, dims=1, floating=True)
+    _checks.finite("update_baseline", "rewards", _checks.tensor("update_baseline", "rewards", rewards, dims=1,
+                                                                floating=True))
     if not rewards.numel():
         raise ValueError("update_baseline: rewards is empty")
     _checks.number("update_baseline", "decay", decay)
@@ -168,8 +182,9 @@ def reinforce_loss(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Ten
     detached here), mask [B, T] -> scalar. Its gradient is minus the policy-gradient
     estimate (1/B) Σ_i A_i ∇ log π_θ(y_i | x_i); its value means nothing by itself.
     One sum per sequence (a sequence-level loss, as RLOO's); padding contributes 0."""
-    _checks.tensor("reinforce_loss", "logp", logp, dims=2, floating=True)
-    _checks.tensor("reinforce_loss", "advantages", advantages, dims=1, floating=True)
+    _checks.finite("reinforce_loss", "logp", _checks.tensor("reinforce_loss", "logp", logp, dims=2, floating=True))
+    _checks.finite("reinforce_loss", "advantages", _checks.tensor("reinforce_loss", "advantages", advantages, dims=1,
+                                                                  floating=True))
     if advantages.shape[0] != logp.shape[0]:
         raise ValueError(f"reinforce_loss: advantages has {advantages.shape[0]} entries but logp has "
                          f"{logp.shape[0]} rows")

@@ -18,7 +18,8 @@ import torch
 
 from . import _checks
 from .generation import Rollout, positions
-from .policy_gradient import _check_mask, _check_reward_inputs, _check_same_shape, kl_estimate, masked_mean
+from .policy_gradient import (_check_contiguous, _check_mask, _check_reward_inputs, _check_same_shape, kl_estimate,
+                              masked_mean)
 
 
 def values(value_model, rollout: Rollout) -> torch.Tensor:
@@ -34,6 +35,7 @@ def values(value_model, rollout: Rollout) -> torch.Tensor:
                         f"a reward model; got {type(value_model).__name__}")
     if not isinstance(rollout, Rollout):
         raise TypeError(f"values: rollout must be a Rollout (from generation.rollout), got {type(rollout).__name__}")
+    _checks.vocabulary("values", "rollout.input_ids", rollout.input_ids, value_model)
     p = rollout.prompt_length
     hidden = value_model.base_model(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
                                     position_ids=positions(rollout.attention_mask)).last_hidden_state
@@ -45,8 +47,10 @@ def token_rewards(score: torch.Tensor, logp: torch.Tensor, logp_ref: torch.Tenso
     """r_t = -β · k(t) on every response token, plus r_φ(x, y) on the last one.
 
     score [B], logp and logp_ref [B, T], mask [B, T] (each row's 1s first, then 0s)
-    -> [B, T], 0 on padding. Summed over t it is ``kl_penalised_reward``."""
-    m = _check_reward_inputs("token_rewards", score, logp, mask, beta)
+    -> [B, T], 0 on padding. Summed over t it is ``kl_penalised_reward``. A mask with holes
+    (1, 0, 1, 0) is refused: the score goes on the last response token, which a hole would misplace."""
+    m = _check_reward_inputs("token_rewards", score, logp, logp_ref, mask, beta)
+    _check_contiguous("token_rewards", m)
     lengths = m.sum(-1).long()
     if (lengths == 0).any():
         raise ValueError("token_rewards: a row of mask is all 0 (a response with no token)")
@@ -67,10 +71,11 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     [B, T] each, 0 on padding. λ = 1 gives Monte-Carlo returns minus V (unbiased, noisy);
     λ = 0 the one-step TD error (low variance, biased by V's errors). Computed without
     gradients: both are targets."""
-    _checks.tensor("gae", "rewards", rewards, dims=2, floating=True)
-    _checks.tensor("gae", "values", values, floating=True)
+    _checks.finite("gae", "rewards", _checks.tensor("gae", "rewards", rewards, dims=2, floating=True))
+    _checks.finite("gae", "values", _checks.tensor("gae", "values", values, floating=True))
     _check_same_shape("gae", rewards=rewards, values=values)
     m = _check_mask("gae", mask, rewards)
+    _check_contiguous("gae", m)   # a hole would end the episode early: its 0 resets the sum
     for name, value in (("gamma", gamma), ("lam", lam)):
         _checks.number("gae", name, value)
         if not 0 <= value <= 1:
@@ -91,7 +96,7 @@ def whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) ->
     """(x - mean) / std over the masked-in entries (0 on padding); with ``shift_mean=False``
     the mean is added back (only the scale changes). Advantages are whitened per batch so
     that the step size does not depend on the reward's scale."""
-    _checks.tensor("whiten", "values", values, floating=True)
+    _checks.finite("whiten", "values", _checks.tensor("whiten", "values", values, floating=True))
     m = _check_mask("whiten", mask, values)
     if not isinstance(shift_mean, bool):
         raise TypeError(f"whiten: shift_mean must be True or False, got {shift_mean!r}")
@@ -119,7 +124,7 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
     one taken (no gradient); ``approx_kl``, mean of k3 = (ρ - 1) - log ρ, an estimate of
     KL(π_old ‖ π_θ), how far this update has moved the policy."""
     for name, value in (("logp", logp), ("old_logp", old_logp), ("advantages", advantages)):
-        _checks.tensor("clipped_policy_loss", name, value, floating=True)
+        _checks.finite("clipped_policy_loss", name, _checks.tensor("clipped_policy_loss", name, value, floating=True))
     _check_same_shape("clipped_policy_loss", logp=logp, old_logp=old_logp, advantages=advantages)
     m = _check_mask("clipped_policy_loss", mask, logp)
     _checks.number("clipped_policy_loss", "clip", clip, positive=True)
@@ -147,7 +152,7 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
     larger, so a value cannot move more than ε from the rollout's in one epoch.
     Metrics: ``value_clip_fraction``, the share of tokens where the clipped error is taken."""
     for name, value in (("values", values), ("old_values", old_values), ("returns", returns)):
-        _checks.tensor("clipped_value_loss", name, value, floating=True)
+        _checks.finite("clipped_value_loss", name, _checks.tensor("clipped_value_loss", name, value, floating=True))
     _check_same_shape("clipped_value_loss", values=values, old_values=old_values, returns=returns)
     m = _check_mask("clipped_value_loss", mask, values)
     _checks.number("clipped_value_loss", "clip", clip, positive=True)
@@ -163,8 +168,10 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
     """1 - Var(G - V) / Var(G) over masked-in tokens: 1 when the value function predicts the
     returns exactly, 0 when it does no better than their mean, negative when worse."""
-    _checks.tensor("explained_variance", "values", values, floating=True)
-    _checks.tensor("explained_variance", "returns", returns, floating=True)
+    _checks.finite("explained_variance", "values", _checks.tensor("explained_variance", "values", values,
+                                                                  floating=True))
+    _checks.finite("explained_variance", "returns", _checks.tensor("explained_variance", "returns", returns,
+                                                                   floating=True))
     _check_same_shape("explained_variance", values=values, returns=returns)
     m = _check_mask("explained_variance", mask, values)
     if m.sum() < 2:

@@ -37,6 +37,7 @@ from itertools import combinations
 import numpy as np
 from datasets import Dataset
 
+from . import _checks
 from .data import INSTRUCTIONS, check_preference, format_prompt
 
 RATING_VALUES = np.arange(-4, 5)  # the rating scale: integers -4..+4
@@ -44,13 +45,13 @@ PAIR_SEED = 0
 
 
 def _histograms(ratings, where: str, name: str = "ratings") -> np.ndarray:
-    """Rating lists -> ``[N, 9]`` histograms; histograms (a float ``[N, 9]`` array) pass
-    through. Errors name ``where`` (the public function called) and ``name``."""
+    """Rating lists -> ``[N, 9]`` histograms; histograms (a float ``[N, 9]`` array, each row
+    a distribution) pass through. Errors name ``where`` (the public function called) and ``name``."""
     if isinstance(ratings, (str, bytes)) or not hasattr(ratings, "__len__"):
         raise TypeError(f"{where}: {name} must be a list of rating lists (one per text), got {type(ratings).__name__}")
     if isinstance(ratings, np.ndarray) and ratings.dtype.kind == "f" and ratings.ndim == 2 \
             and ratings.shape[1] == len(RATING_VALUES):
-        return ratings
+        return _checks.distribution(where, name, ratings)
     hist = np.zeros((len(ratings), len(RATING_VALUES)))
     for i, rs in enumerate(ratings):
         if isinstance(rs, (str, bytes)) or np.ndim(rs) != 1:
@@ -105,15 +106,19 @@ def prefer_probability(ratings_a, ratings_b) -> float:
     return float(win / (win + loss)) if win + loss > 1e-12 else float("nan")
 
 
+def _scores(scores, where: str) -> np.ndarray:
+    if isinstance(scores, (str, bytes)) or np.ndim(scores) != 1:
+        raise TypeError(f"{where}: scores must be a 1-d sequence of numbers, got {type(scores).__name__}")
+    return _checks.finite(where, "scores", np.asarray(scores, dtype=float))
+
+
 def pairwise_agreement(scores, ratings, pairs) -> float:
     """Equation (2): a predictor's expected agreement with single-rater labels, ties in
     the label dropped (a pair weighs its chance of being labelled), a tie in the
     predictor counting one half. ``scores``: one number per text (higher = preferred);
     ``ratings``: one list of individual ratings per text (or their ``rating_histograms``);
     ``pairs``: ``[M, 2]`` indices into both. ``nan`` if no pair can be labelled."""
-    if isinstance(scores, (str, bytes)) or np.ndim(scores) != 1:
-        raise TypeError(f"pairwise_agreement: scores must be a 1-d sequence of numbers, got {type(scores).__name__}")
-    scores = np.asarray(scores, dtype=float)
+    scores = _scores(scores, "pairwise_agreement")
     hist = _histograms(ratings, "pairwise_agreement")
     if len(scores) != len(hist):
         raise ValueError(f"pairwise_agreement: scores has {len(scores)} entries but ratings has {len(hist)}")
@@ -172,6 +177,7 @@ def _by_domain(domains, pairs, n: int, where: str):
 def agreement_by_domain(scores, ratings, domains, pairs) -> dict:
     """``pairwise_agreement`` (equation 2) per domain: ``{domain: agreement}``, in
     order of first appearance in ``domains``; ``pairs`` join texts of one domain."""
+    scores = _scores(scores, "agreement_by_domain")
     hist = _histograms(ratings, "agreement_by_domain")
     return {d: pairwise_agreement(scores, hist, p)
             for d, p in _by_domain(domains, pairs, len(hist), "agreement_by_domain")}
@@ -189,7 +195,7 @@ def ceiling_by_domain(ratings, domains, pairs) -> dict:
 def _rating_lists(ratings, where: str) -> list[list[int]]:
     if isinstance(ratings, (str, bytes)) or not hasattr(ratings, "__len__"):
         raise TypeError(f"{where}: ratings must be a list of rating lists, got {type(ratings).__name__}")
-    rating_histograms(ratings)  # raises ValueError naming the text with a bad list
+    _histograms(ratings, where)  # raises ValueError naming the text with a bad list
     return [list(map(int, r)) for r in ratings]
 
 
@@ -300,8 +306,8 @@ def preference_pairs_from_scores(prompts, responses_a, responses_b, scores_a, sc
         raise ValueError("preference_pairs_from_scores: prompts, responses_a, responses_b, scores_a and scores_b "
                          "must have one entry per prompt")
     scores_a, scores_b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
-    if not (np.isfinite(scores_a).all() and np.isfinite(scores_b).all()):
-        raise ValueError("preference_pairs_from_scores: scores_a and scores_b must be finite numbers (no NaN or inf)")
+    _checks.finite("preference_pairs_from_scores", "scores_a", scores_a)
+    _checks.finite("preference_pairs_from_scores", "scores_b", scores_b)
     rows = []
     for prompt, ra, rb, sa, sb in zip(prompts, responses_a, responses_b, scores_a, scores_b):
         if sa == sb or ra.strip() == rb.strip() or not ra.strip() or not rb.strip():

@@ -56,6 +56,7 @@ def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tor
                          f"{tuple(input_ids.shape)} and {tuple(attention_mask.shape)}")
     if (attention_mask.sum(-1) == 0).any():
         raise ValueError("rewards: a sequence has no real token (its attention_mask is all zero)")
+    _checks.vocabulary("rewards", "input_ids", input_ids, model)
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               position_ids=positions).last_hidden_state        # [B, T, H]

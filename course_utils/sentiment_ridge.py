@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _checks
 from .data import DOMAINS
 
 HASH_BITS = 18
@@ -184,8 +185,9 @@ class SentimentRidge:
         conjugate gradients on (Phi^T Phi + alpha P) w = Phi^T y."""
         _check(texts, domains, "SentimentRidge.fit")
         y = torch.as_tensor(np.asarray(ratings, dtype=np.float64))
-        if y.shape != (len(texts),) or not torch.isfinite(y).all():
+        if y.shape != (len(texts),):
             raise ValueError("SentimentRidge.fit: ratings must be one finite number per text")
+        _checks.finite("SentimentRidge.fit", "ratings", y)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"SentimentRidge.fit: alpha must be a positive number, got {alpha!r}")
         idf = _idf([_hashed_counts(t) for t in texts])
