@@ -10,6 +10,7 @@
 #   make solutions   re-execute the solution notebooks in place, cpu profile
 #   make grade       grade submissions: make grade SUBMISSIONS=folder ASSIGNMENT=a1_diverse_preferences
 #   make bench       the course against TRL and transformers on identical work (benchmarks/results/)
+#   make site        build the course site into build/site (notebooks as committed, docs/) and check it in Chromium
 #   make clean       remove build/
 #
 # Variables: PYTHON (python3), TORCH_VERSION (2.13.0), TORCH_INDEX (where torch
@@ -31,7 +32,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data run notebooks lab test assignments solutions grade bench clean torch-index
+.PHONY: help venv data run notebooks lab test assignments solutions grade bench site clean torch-index
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -60,7 +61,7 @@ $(STAMP): pyproject.toml
 	echo "torch==$(TORCH_VERSION) from $$index index"; \
 	if [ "$$index" = default ]; then $(PIP) install -q "torch==$(TORCH_VERSION)"; \
 	else $(PIP) install -q "torch==$(TORCH_VERSION)" --index-url "$$index"; fi
-	$(PIP) install -q -e ".[dev,lab]"
+	$(PIP) install -q -e ".[dev,lab,site]"
 	@touch $@
 
 data: venv
@@ -94,8 +95,15 @@ lab: venv data
 
 test: venv data
 	rm -rf notebooks/runs/*-smoke  # smoke checkpoints of earlier runs: test the code, not a cache
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || echo "NOTE: no Chromium here: the browser check \
+	of the course site (tests/test_site.py) is SKIPPED (Debian: apt-get install chromium chromium-driver)"
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider tests \
 	  --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
+
+# the site from the committed notebooks (never executed), then the browser check where Chromium is installed
+site: venv
+	$(BIN)/python tools/site_build.py --output $(BUILD)/site
+	$(BIN)/python tools/check_site.py $(BUILD)/site
 
 clean:
 	rm -rf $(BUILD)
