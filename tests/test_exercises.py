@@ -165,6 +165,8 @@ def _solutions(path):
     for i, cell in enumerate(nb.cells):
         match = CHECK_CALL.search(cell.source) if cell.cell_type == "code" else None
         if match:
+            assert any(line.strip() == "# NBVAL_CHECK_OUTPUT" for line in cell.source.splitlines()), \
+                f"{path.name}: the check of {match[1]} must carry '# NBVAL_CHECK_OUTPUT' on a line of its own"
             below = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
             solution = SOLUTION.search(below.source) if below is not None and below.cell_type == "markdown" else None
             assert solution, f"{path.name}: the check of {match[1]} has no folded solution right below"

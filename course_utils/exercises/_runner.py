@@ -22,6 +22,7 @@ import inspect
 import math
 import signal
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -257,7 +258,14 @@ def _hint(fn, ex: Exercise, case: Case, timeout: float) -> str:
 
 
 def evaluate(ex: Exercise, fn, timeout: float = 5.0) -> Result:
-    """Run ``fn`` through exercise ``ex``; the ``Result`` says which outcome and why."""
+    """Run ``fn`` through exercise ``ex``; the ``Result`` says which outcome and why. Warnings
+    (an overflow in numpy, say) are silenced: the outcome says what went wrong."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _evaluate(ex, fn, timeout)
+
+
+def _evaluate(ex: Exercise, fn, timeout: float) -> Result:
     if not callable(fn):
         return Result(NOT_YET_RIGHT, f"{ex.name}: pass your function itself, got {_show(fn)}")
     cases = ex.cases()
