@@ -158,20 +158,36 @@ def test_each_check_survives_misuse(exercise):
         assert evaluate(exercise, fn, timeout=FAST).outcome == NOT_YET_RIGHT
 
 
-def _solutions(path):
-    """(exercise name, function name, solution code) for each check cell of a notebook."""
+def _check_cells(path):
+    """(exercise name, function name, check cell, the cell right below) for each check cell of a notebook."""
     nb = nbformat.read(path, as_version=4)
     found = []
     for i, cell in enumerate(nb.cells):
         match = CHECK_CALL.search(cell.source) if cell.cell_type == "code" else None
         if match:
-            assert any(line.strip() == "# NBVAL_CHECK_OUTPUT" for line in cell.source.splitlines()), \
-                f"{path.name}: the check of {match[1]} must carry '# NBVAL_CHECK_OUTPUT' on a line of its own"
-            below = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
-            solution = SOLUTION.search(below.source) if below is not None and below.cell_type == "markdown" else None
-            assert solution, f"{path.name}: the check of {match[1]} has no folded solution right below"
-            found.append((match[1], match[2], solution[1]))
+            found.append((match[1], match[2], cell, nb.cells[i + 1] if i + 1 < len(nb.cells) else None))
     return found
+
+
+def _solutions(path):
+    """(exercise name, function name, solution code) for each check cell that has its folded solution below."""
+    found = []
+    for name, function, _, below in _check_cells(path):
+        solution = SOLUTION.search(below.source) if below is not None and below.cell_type == "markdown" else None
+        if solution:
+            found.append((name, function, solution[1]))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_check_cell_is_checked_and_has_its_solution_below(path):
+    for name, _, cell, below in _check_cells(path):
+        assert any(line.strip() == "# NBVAL_CHECK_OUTPUT" for line in cell.source.splitlines()), \
+            f"{path.name}: the check of {name} must carry '# NBVAL_CHECK_OUTPUT' on a line of its own"
+        assert below is not None and below.cell_type == "markdown" and SOLUTION.search(below.source), \
+            f"{path.name}: the check of {name} has no folded solution right below"
+        assert cell.outputs and "".join(o.get("text", "") for o in cell.outputs).startswith("Not done yet"), \
+            f"{path.name}: {name} ships as a stub: its committed output says 'Not done yet'"
 
 
 SOLVED = [(p, *s) for p in NOTEBOOKS for s in _solutions(p)]
