@@ -23,6 +23,13 @@ forever. The IPO paper writes Δ with sums of log-probabilities; TRL's ``ipo`` (
 divides each log-ratio by its response's number of tokens first, and ``ipo_loss`` computes either.
 TRL's ``sigmoid`` loss ignores ``label_smoothing``: the conservative loss is not in the pinned TRL.
 
+Where these losses "equal TRL's", they do on identical token ids (tests/test_dpo.py feeds both the same batch).
+From text, TRL's ``DPOTrainer`` encodes prompt + completion jointly and starts the completion where that
+encoding leaves the prompt's; the course encodes the two apart (``batching.encode_preference``). The ids agree
+when the prompt ends on a token boundary, as the course's prompts do ("...\nResponse:", completions starting
+with a space). A prompt that ends in the middle of a token, e.g. with a trailing space, gives other ids: on the
+course's tiny model, two pairs and a perturbed policy, TRL's loss read 0.854 and the course's 0.819.
+
 Reference log-probabilities do not change while the policy trains: ``add_reference_logprobs`` computes them
 once, before training, and ``collate_dpo`` puts them in the batch beside the token ids.
 """
@@ -70,7 +77,8 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_r
         L = -log σ(β [(log π_θ(y_w|x) - log π_ref(y_w|x)) - (log π_θ(y_l|x) - log π_ref(y_l|x))])
 
     The four log-probabilities: [B] each, summed over response tokens. Returns [B] (take ``.mean()`` for the
-    batch loss). ``logsigmoid`` keeps it finite for margins of any size. Equals TRL's ``loss_type="sigmoid"``.
+    batch loss). ``logsigmoid`` keeps it finite for margins of any size. Equals TRL's ``loss_type="sigmoid"`` on identical
+    token ids (see the module's note on text).
     """
     beta = _checks.number("dpo_loss", "beta", beta, positive=True)
     delta = _margin("dpo_loss", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)

@@ -17,10 +17,17 @@ part a reference model plays in DPO. The log-odds are computed from log P withou
 
     log odds = log P - log(1 - P) = log P - log1mexp(log P),   log1mexp(a) = log(1 - exp(a)), a < 0,
 
-stable at both ends (``log1mexp``). TRL's ``ORPOTrainer`` (trl 1.16, ``trl.experimental.orpo``) computes the
-same log-odds and OR term (its ``beta`` is λ) but its NLL term runs over the prompt *and* the response, as a
-token mean over the batch, and it logs the mean of log σ(·) under the name ``log_odds_ratio`` (the log odds
-ratio itself is its ``log_odds_chosen``). tests/test_orpo.py pins both.
+stable at both ends (``log1mexp``). On identical token ids, TRL's ``ORPOTrainer`` (trl 1.16,
+``trl.experimental.orpo``) computes the same log-odds and OR term (its ``beta`` is λ) but its NLL term runs
+over the prompt *and* the response, as a token mean over the batch, and it logs the mean of log σ(·) under the
+name ``log_odds_ratio`` (the log odds ratio itself is its ``log_odds_chosen``). tests/test_orpo.py pins both.
+
+From text the ids are not identical: TRL's pipeline prepends the BOS token to the prompt, which the course's
+``batching.encode_preference`` does not, and it encodes prompt + completion jointly, so a prompt that ends in
+the middle of a token gives other ids too (the course's prompts end on a token boundary). The BOS token changes
+every log-probability after it: on the course's tiny model and the four pairs of tests/test_orpo.py, TRL's log
+odds ratio from text is 0.321 and the course's 0.381; the course's on [BOS] + its ids is TRL's (to 1e-6).
+tests/test_orpo.py pins the BOS difference.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The DPO family of losses (DPO, conservative, robust, IPO in both forms), their metrics, the reference
-log-probs computed once, the training step, and their agreement with TRL's DPOTrainer on the same batch."""
+log-probs computed once, the training step, and their agreement with TRL's DPOTrainer on the same batch (identical
+token ids: from text, TRL encodes prompt + completion jointly, which gives the course's ids only when the prompt
+ends on a token boundary, as the course's do)."""
 
 import copy
 import math

@@ -1,6 +1,7 @@
 """ORPO: log1mexp, the log-odds, the odds-ratio term and its gradient (the paper's eqs. 7-10), the loss and its
-metrics, the training step, notebook 08's recipe, and agreement with TRL's ORPOTrainer on the same batch (the
-odds-ratio term and the log-probs inside it equal; the NLL term differs: TRL's runs over the prompt too)."""
+metrics, the training step, notebook 08's recipe, and agreement with TRL's ORPOTrainer on identical token ids (the
+odds-ratio term and the log-probs inside it equal; the NLL term differs: TRL's runs over the prompt too); from
+text, TRL's ids start with a BOS token that the course's do not."""
 
 import copy
 import math
@@ -192,16 +193,22 @@ def trl_features(rows):
     return out
 
 
-def trl_loss_and_metrics(model, rows, tokenizer, lam, tmp_path):
+def trl_trainer(model, tokenizer, lam, tmp_path):
+    """TRL's ORPOTrainer on the text of ``PAIRS`` (its ``train_dataset`` is TRL's own tokenisation of them)."""
     from datasets import Dataset
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     text = Dataset.from_list([{"prompt": PROMPT, "chosen": c, "rejected": r} for c, r in PAIRS])
     # bf16=False: TRL's default (True) runs under bf16 autocast, on the CPU too; no gradient checkpointing
     args = ORPOConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, bf16=False, beta=lam, max_length=64,
-                      activation_checkpointing=False, per_device_train_batch_size=len(rows))
-    trainer = ORPOTrainer(model=model, args=args, train_dataset=text, processing_class=tokenizer)
-    batch = trainer.data_collator(trl_features(rows))
+                      activation_checkpointing=False, per_device_train_batch_size=len(PAIRS))
+    return ORPOTrainer(model=model, args=args, train_dataset=text, processing_class=tokenizer)
+
+
+def trl_loss_and_metrics(model, rows, tokenizer, lam, tmp_path, features=None):
+    """TRL's loss and logged metrics on ``rows`` (our token ids), or on TRL's own ``features``."""
+    trainer = trl_trainer(model, tokenizer, lam, tmp_path)
+    batch = trainer.data_collator(features or trl_features(rows))
     with torch.no_grad():
         loss = trainer.compute_loss(model, batch)
     return loss.item(), {k: v[-1] for k, v in trainer._stored_metrics["train"].items()}
@@ -247,3 +254,30 @@ def test_trl_orpo_nll_runs_over_prompt_and_response(make_tiny_lm, course_tokeniz
     with torch.no_grad():
         per_pair = -sequence_logprobs(model, ids, attention, batch["chosen_completion_mask"], average=True)
     assert ours["nll"].item() == pytest.approx(per_pair.mean().item(), abs=1e-6)
+
+
+def test_trl_orpo_from_text_prepends_bos(make_tiny_lm, course_tokenizer, tmp_path):
+    """The parity above holds on identical token ids. From text, TRL's pipeline (trl 1.16, ``tokenize_row``)
+    prepends the BOS token to the prompt, which the course's ``encode_preference`` does not: its ids are
+    [BOS] + ours, and its log odds ratio is the course's on those ids, not on the course's own."""
+    model, lam = make_tiny_lm(seed=4), 0.25
+    rows = encoded(course_tokenizer)
+    trainer = trl_trainer(model, course_tokenizer, lam, tmp_path)
+    features = [trainer.train_dataset[i] for i in range(len(rows))]
+    bos = course_tokenizer.bos_token_id
+    assert bos is not None
+    for row, feature in zip(rows, features):
+        for side in ("chosen", "rejected"):
+            assert feature[f"{side}_input_ids"] == [bos] + row[f"{side}_input_ids"]
+    _, trl = trl_loss_and_metrics(model, rows, course_tokenizer, lam, tmp_path, features=features)
+
+    def ours(rows):
+        with torch.no_grad():
+            return orpo_step(model, collate_preference(rows, course_tokenizer.pad_token_id), lam)[1]["log_odds_ratio"]
+
+    with_bos = [{**row, **{f"{side}_{key}": [first] + row[f"{side}_{key}"]
+                           for side in ("chosen", "rejected")
+                           for key, first in (("input_ids", bos), ("completion_mask", 0))}}
+                for row in rows]
+    assert ours(with_bos).item() == pytest.approx(trl["log_odds_chosen"], abs=1e-5)
+    assert abs(ours(rows).item() - trl["log_odds_chosen"]) > 1e-3   # the BOS token changes every log-prob after it
