@@ -7,7 +7,9 @@ is the KL penalty at every token and the reward model's score at the last one,
 
     r_t = -β · k(t) + [t = last] · r_φ(x, y)        (k(t): a per-token KL estimate, k1 by default)
 
-(Ziegler et al. 2019; Ouyang et al. 2022). Every tensor here is [B, T] over response
+(Ziegler et al. 2019; Ouyang et al. 2022). PPO-ptx (Ouyang et al. 2022, eq. 2) adds to the
+objective γ · E_{x ~ D_pretrain}[log π(x)]: a pretraining mix that limits the "alignment tax"
+(``ptx_loss``, ``ppo_step(ptx_coef=γ, ptx_blocks=...)``). Every tensor here is [B, T] over response
 tokens, with a mask that is 1 on the response (its end token included) and 0 on the
 padding after it; every loss is a mean over the masked-in tokens of the batch.
 """
@@ -18,6 +20,7 @@ import torch
 
 from . import _checks
 from .generation import Rollout, positions
+from .logprobs import token_logprobs
 from .policy_gradient import (_check_contiguous, _check_mask, _check_reward_inputs, _check_same_shape, kl_estimate,
                               masked_mean)
 
@@ -183,6 +186,28 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
     return float(1 - var_residual / var_returns) if var_returns > 0 else float("nan")
 
 
+def ptx_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """PPO-ptx's pretraining term as a loss (Ouyang et al. 2022, eq. 2, whose objective adds
+    γ · E_{x ~ D_pretrain}[log π_RL(x)]): the mean next-token negative log-likelihood of pretraining text,
+
+        L_ptx = -(1/N) Σ_i Σ_{t ≥ 1} log π(x_t | x_<t)        (N: the predicted tokens, B · (T - 1))
+
+    logits [B, T, V] of the policy on ``input_ids`` [B, T] (packed blocks of text, no padding, as from
+    ``pretrain.pack``) -> scalar. ``ppo_step`` adds γ · L_ptx to every update's loss."""
+    _checks.finite("ptx_loss", "logits", _checks.tensor("ptx_loss", "logits", logits, floating=True), allow_inf=True)
+    _checks.tensor("ptx_loss", "input_ids", input_ids, dims=2, ids=True)
+    if logits.dim() != 3 or logits.shape[:2] != input_ids.shape:
+        raise ValueError(f"ptx_loss: expected logits [B, T, V] and input_ids [B, T], got {tuple(logits.shape)} "
+                         f"and {tuple(input_ids.shape)}")
+    if input_ids.shape[1] < 2:
+        raise ValueError(f"ptx_loss: input_ids must hold at least 2 tokens a row (one to predict), got "
+                         f"{input_ids.shape[1]}")
+    if int(input_ids.min()) < 0 or int(input_ids.max()) >= logits.shape[-1]:
+        raise ValueError(f"ptx_loss: input_ids must be token ids in [0, {logits.shape[-1]}) (the logits' last "
+                         f"dimension), got {int(input_ids.min())}..{int(input_ids.max())}")
+    return -token_logprobs(logits[:, :-1], input_ids[:, 1:]).mean()
+
+
 def adaptive_kl_beta(beta: float, kl: float, target: float, horizon: float, n_samples: int) -> float:
     """The adaptive KL coefficient of Ziegler et al. (2019), after a batch of ``n_samples``:
 
@@ -203,7 +228,8 @@ def adaptive_kl_beta(beta: float, kl: float, target: float, horizon: float, n_sa
 def ppo_step(policy, value_model, reference, reward_model, tokenizer, samples_per_prompt: int = 16,
              kl_target: float | None = None, horizon: float = 10_000, gamma: float = 1.0, lam: float = 0.95,
              clip: float = 0.2, value_clip: float = 0.2, value_coef: float = 0.1, entropy_coef: float = 0.0,
-             epochs: int = 4, minibatches: int = 4, max_new_tokens: int = 48, max_grad_norm: float = 1.0):
+             epochs: int = 4, minibatches: int = 4, max_new_tokens: int = 48, max_grad_norm: float = 1.0,
+             ptx_coef: float = 0.0, ptx_blocks: torch.Tensor | None = None, ptx_batch_size: int = 8):
     """One PPO iteration (rollout, then ``epochs`` passes of ``minibatches`` updates), as a ``step`` for
     ``rl.train_rl`` with ``models={"policy": policy, "value": value_model}`` and ``state={"beta": β}``:
 
@@ -212,6 +238,10 @@ def ppo_step(policy, value_model, reference, reward_model, tokenizer, samples_pe
     3. for each epoch, a fresh seeded split into minibatches; per minibatch one optimiser step on
        ``clipped_policy_loss + value_coef · clipped_value_loss - entropy_coef · entropy``;
     4. with ``kl_target`` set, β adapts (``adaptive_kl_beta``) to the rollout's KL.
+
+    PPO-ptx: with ``ptx_coef`` = γ > 0, every update adds γ · ``ptx_loss`` on ``ptx_batch_size`` rows drawn
+    (seeded) from ``ptx_blocks`` ([N, T] token ids of pretraining text, ``pretrain.pack``), and the metrics gain
+    ``ptx_loss``. γ = 0 (the default) is plain PPO, bit for bit: nothing is drawn or computed.
 
     Metrics: ``reward``, ``kl`` (mean Σ k1 of the rollout), ``entropy``, ``clip_fraction``,
     ``approx_kl``, ``value_loss``, ``value_clip_fraction`` (means over the updates), ``explained_variance``
@@ -236,8 +266,23 @@ def ppo_step(policy, value_model, reference, reward_model, tokenizer, samples_pe
     for name, value in (("horizon", horizon), ("clip", clip), ("value_clip", value_clip),
                         ("max_grad_norm", max_grad_norm)):
         _checks.number("ppo_step", name, value, positive=True)
-    for name, value in (("value_coef", value_coef), ("entropy_coef", entropy_coef)):
+    for name, value in (("value_coef", value_coef), ("entropy_coef", entropy_coef), ("ptx_coef", ptx_coef)):
         _checks.number("ppo_step", name, value, nonnegative=True)
+    _checks.integer("ppo_step", "ptx_batch_size", ptx_batch_size, minimum=1)
+    if ptx_coef > 0:
+        if ptx_blocks is None:
+            raise ValueError("ppo_step: ptx_coef > 0 needs ptx_blocks, the pretraining text as [N, T] token ids "
+                             "(pretrain.pack)")
+        _checks.tensor("ppo_step", "ptx_blocks", ptx_blocks, dims=2, ids=True)
+        if ptx_blocks.shape[0] == 0 or ptx_blocks.shape[1] < 2:
+            raise ValueError(f"ppo_step: ptx_blocks must hold at least one block of >= 2 tokens, got shape "
+                             f"{tuple(ptx_blocks.shape)}")
+        _checks.vocabulary("ppo_step", "ptx_blocks", ptx_blocks, policy)
+        _checks.within_context("ppo_step", ptx_blocks.shape[1], model=policy,
+                               said=f"ptx_blocks of {ptx_blocks.shape[1]} tokens exceed", fix="pack them with block")
+    elif ptx_blocks is not None:
+        raise ValueError("ppo_step: ptx_blocks given but ptx_coef is 0, so they would not be used; "
+                         "set ptx_coef > 0 (InstructGPT's γ) or leave ptx_blocks out")
     for name, value in (("gamma", gamma), ("lam", lam)):
         _checks.number("ppo_step", name, value)
         if not 0 <= value <= 1:
@@ -261,6 +306,7 @@ def ppo_step(policy, value_model, reference, reward_model, tokenizer, samples_pe
         adv, returns = gae(rewards, old_values, mask, gamma, lam)
         adv = whiten(adv, mask)
         generator = torch.Generator().manual_seed(seed)
+        ptx_generator = torch.Generator().manual_seed(seed + 1) if ptx_coef > 0 else None
         totals, updates = {}, 0
         for _ in range(epochs):
             for rows in torch.randperm(len(prompts), generator=generator).chunk(minibatches):
@@ -270,7 +316,14 @@ def ppo_step(policy, value_model, reference, reward_model, tokenizer, samples_pe
                 value_loss, vm = clipped_value_loss(values(value_model, mb), old_values[rows], returns[rows], m,
                                                     value_clip)
                 mean_entropy = masked_mean(entropy, m)
-                (policy_loss + value_coef * value_loss - entropy_coef * mean_entropy).backward()
+                loss = policy_loss + value_coef * value_loss - entropy_coef * mean_entropy
+                if ptx_coef > 0:
+                    drawn = torch.randint(len(ptx_blocks), (ptx_batch_size,), generator=ptx_generator)
+                    ids = ptx_blocks[drawn].to(mask.device)
+                    pretraining = ptx_loss(policy(input_ids=ids).logits, ids)
+                    loss = loss + ptx_coef * pretraining
+                    pm = {**pm, "ptx_loss": float(pretraining.detach())}
+                loss.backward()
                 clip_and_step(optimizer, parameters, max_grad_norm)
                 for key, v in {**pm, **vm, "value_loss": float(value_loss.detach()), "entropy": float(mean_entropy.detach())}.items():
                     totals[key] = totals.get(key, 0.0) + v
@@ -285,5 +338,7 @@ def ppo_step(policy, value_model, reference, reward_model, tokenizer, samples_pe
     step.__qualname__ = (f"ppo_step(samples_per_prompt={samples_per_prompt}, kl_target={kl_target}, "
                          f"horizon={horizon}, gamma={gamma}, lam={lam}, clip={clip}, value_clip={value_clip}, "
                          f"value_coef={value_coef}, entropy_coef={entropy_coef}, epochs={epochs}, "
-                         f"minibatches={minibatches}, max_new_tokens={max_new_tokens}, max_grad_norm={max_grad_norm})")
+                         f"minibatches={minibatches}, max_new_tokens={max_new_tokens}, max_grad_norm={max_grad_norm}"
+                         + (f", ptx_coef={ptx_coef}, ptx_blocks={list(ptx_blocks.shape)}, ptx_batch_size={ptx_batch_size}"
+                            if ptx_coef > 0 else "") + ")")
     return step

@@ -103,6 +103,7 @@ VALID = {   # target -> (function, keyword arguments of a valid call)
                                                             mask=_mask())),
     "ppo.explained_variance": (ppo.explained_variance, dict(values=_logp(), returns=_logp() * 2, mask=_mask())),
     "ppo.adaptive_kl_beta": (ppo.adaptive_kl_beta, dict(beta=0.1, kl=1.0, target=2.0, horizon=100.0, n_samples=4)),
+    "ppo.ptx_loss": (ppo.ptx_loss, dict(logits=torch.zeros(1, 3, 5), input_ids=torch.tensor([[0, 1, 2]]))),
     "preferences.rating_histograms": (preferences.rating_histograms, dict(ratings=RATINGS)),
     "preferences.pair_probabilities": (preferences.pair_probabilities, dict(ratings=RATINGS, pairs=PAIRS)),
     "preferences.prefer_probability": (preferences.prefer_probability, dict(ratings_a=[1, 2], ratings_b=[0, 3])),
