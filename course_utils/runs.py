@@ -7,7 +7,12 @@ the same config, examples and objective); otherwise it trains the model with the
 same recipe, at the profile's budget, under the calling notebook's own run
 directory (``runs/02-sft-<profile>``). A notebook never writes into another's run
 directory, so notebooks can run side by side, and each runs on its own in a fresh
-kernel.
+kernel. Before it trains, it says what it trains because the earlier run is missing,
+and how long the notebook that made it took in this profile (``training_note``).
+
+Where runs live is one setting: ``$COURSE_RUNS_DIR`` (for example a folder on your
+Google Drive in Colab, so that runs outlive the session), else ``runs/`` beside the
+notebook (``runs_root``).
 
 The recipes here are the ones the earlier notebooks show step by step; when a
 notebook's cell and its recipe drift apart, the check notices (different
@@ -17,6 +22,7 @@ examples or config) and the model is retrained rather than silently reused.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -37,7 +43,13 @@ from .reward_model import reward_model_from_policy, reward_step
 from .rl import RLConfig, finished_rl_run, train_rl
 from .training import TrainConfig, finished_run, train
 
-RUNS = Path("runs")       # relative to the notebook's folder, as notebooks run
+RUNS_DIR_VARIABLE = "COURSE_RUNS_DIR"
+# each notebook whose runs the loaders train: the wall-clock time of the whole notebook (its other cells
+# included) on the 2-core CPU machine, per profile: cpu as committed (notebook metadata, course.seconds;
+# tests/test_runs_dir.py checks them), smoke under `make test`. The gpu profile has not been timed.
+NOTEBOOK_SECONDS = {"01": {"smoke": 89, "cpu": 202}, "02": {"smoke": 71, "cpu": 69}, "03": {"smoke": 61, "cpu": 417},
+                    "04": {"smoke": 43, "cpu": 110}, "05": {"smoke": 27, "cpu": 62}, "07": {"smoke": 39, "cpu": 293},
+                    "08": {"smoke": 38, "cpu": 205}}
 SFT_MAX_LENGTH = 96       # notebook 01: prompt (21 tokens) + response + end
 # notebook 02's reward model, per profile: tokens per text (prompt + response; smoke truncates the longest
 # tenth of the texts to fit a minute), optimiser steps (each pair seen once) and learning rate
@@ -52,14 +64,36 @@ PG_GROUP = {"smoke": 4, "cpu": 16, "gpu": 16}
 PG_LR, PG_BETA, PG_MAX_NEW_TOKENS = 1e-4, 0.3, 48
 
 
+def runs_root() -> Path:
+    """Where runs live: ``$COURSE_RUNS_DIR`` if set (``~`` expanded), else ``runs`` (relative to the folder the
+    notebook runs in)."""
+    return Path(os.environ.get(RUNS_DIR_VARIABLE) or "runs").expanduser()
+
+
+def training_note(profile, earlier: Path, what: str, notebook: str) -> str:
+    """What a loader prints before it trains ``what`` because ``earlier`` (notebook ``notebook``'s run) is missing
+    or was made by other code or data: the run, and how long notebook ``notebook`` took in this profile."""
+    _check_profile("training_note", profile)
+    _checks.string("training_note", "what", what)
+    _checks.choice("training_note", "notebook", notebook, NOTEBOOK_SECONDS)
+    seconds = NOTEBOOK_SECONDS[notebook].get(profile.name)
+    if seconds is None:
+        took = f"the {profile.name} profile has not been timed yet"
+    else:
+        took = (f"notebook {notebook}, which trains it among other things, took {seconds // 60}m{seconds % 60:02d}s "
+                f"in the {profile.name} profile on a 2-core CPU")
+    return (f"No finished run in {earlier} (or it was made by other code or data): training {what} here first; "
+            f"{took}.")
+
+
 def run_dir(notebook: str, name: str, profile) -> Path:
-    """``runs/<notebook>-<name>-<profile>``: where a notebook's run of ``name`` lives."""
+    """``<runs_root()>/<notebook>-<name>-<profile>``: where a notebook's run of ``name`` lives."""
     _check_profile("run_dir", profile)
     for arg, value in (("notebook", notebook), ("name", name)):
         _checks.string("run_dir", arg, value)
         if not value.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"run_dir: {arg}={value!r} must be letters, digits, '-' or '_' (it names a folder)")
-    return RUNS / f"{notebook}-{name}-{profile.name}"
+    return runs_root() / f"{notebook}-{name}-{profile.name}"
 
 
 def _check_profile(where: str, profile):
@@ -67,12 +101,15 @@ def _check_profile(where: str, profile):
         raise TypeError(f"{where}: profile must be a Profile (from get_profile()), got {type(profile).__name__}")
 
 
-def _from_earlier_or_train(model, loss_fn, examples, collate, config, earlier: Path, own: Path):
-    """Load the finished run in ``earlier`` if it matches, else train (resumably) in ``own``."""
+def _from_earlier_or_train(profile, model, loss_fn, examples, collate, config, earlier: Path, own: Path):
+    """Load the finished run in ``earlier`` if it matches, else train (resumably) in ``own``, saying so first."""
     earlier_config = replace(config, checkpoint_dir=str(earlier))
     if finished_run(model, loss_fn, examples, collate, earlier_config):
         return train(model, loss_fn, examples, collate, earlier_config)
-    return train(model, loss_fn, examples, collate, replace(config, checkpoint_dir=str(own)))
+    own_config = replace(config, checkpoint_dir=str(own))
+    if not finished_run(model, loss_fn, examples, collate, own_config):
+        print(training_note(profile, earlier, f"{config.desc} ({config.steps} steps)", earlier.name.split("-")[0]))
+    return train(model, loss_fn, examples, collate, own_config)
 
 
 def sft_recipe(profile, tokenizer):
@@ -94,7 +131,7 @@ def sft_policy(profile, notebook: str, history: bool = False):
         raise TypeError(f"sft_policy: history must be True or False, got {history!r}")
     model, tokenizer = load_policy(profile.model, profile.device)
     examples, collate, config = sft_recipe(profile, tokenizer)
-    log = _from_earlier_or_train(model, sft_step, examples, collate, config,
+    log = _from_earlier_or_train(profile, model, sft_step, examples, collate, config,
                                  run_dir("01", "sft-masked", profile), run_dir(notebook, "sft", profile))
     return (model.eval(), tokenizer, log) if history else (model.eval(), tokenizer)
 
@@ -144,7 +181,7 @@ def reward_model(profile, notebook: str, policy=None, tokenizer=None, steps: int
     policy, tokenizer = _sft_given("reward_model", profile, notebook, policy, tokenizer)
     model = reward_model_from_policy(policy)
     examples, collate, config = reward_recipe(profile, tokenizer, steps=steps)
-    _from_earlier_or_train(model, reward_step, examples, collate, config,
+    _from_earlier_or_train(profile, model, reward_step, examples, collate, config,
                            run_dir("02", name, profile), run_dir(notebook, name, profile))
     return model.eval(), tokenizer
 
@@ -209,7 +246,7 @@ def dpo_policy(profile, notebook: str, policy=None, tokenizer=None, loss_type: s
     model = without_dropout(copy.deepcopy(policy))
     examples = dpo_pairs(profile, tokenizer, model)
     collate, config, objective = dpo_recipe(profile, tokenizer, loss_type)
-    _from_earlier_or_train(model, objective, examples, collate, config,
+    _from_earlier_or_train(profile, model, objective, examples, collate, config,
                            run_dir("07", name, profile), run_dir(notebook, name, profile))
     return model.eval(), tokenizer
 
@@ -249,9 +286,10 @@ def raft_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None
     trained = copy.deepcopy(policy)
     prompts, config, settings = raft_recipe(profile)
     step = raft_step(trained, reward, tokenizer, prompts, **settings)
-    log = train_rl({"policy": trained}, step, prompts,
-                   replace(config, checkpoint_dir=str(run_dir(notebook, "raft", profile))),
-                   frozen={"reward_model": reward})
+    run = _rl_from_earlier_or_own(profile, {"policy": trained}, step, prompts, config, {},
+                                  {"reward_model": reward}, run_dir("03", "raft", profile),
+                                  run_dir(notebook, "raft", profile))
+    log = train_rl({"policy": trained}, step, prompts, run, frozen={"reward_model": reward})
     return (trained.eval(), log) if history else trained.eval()
 
 
@@ -287,7 +325,7 @@ def orpo_policy(profile, notebook: str, policy=None, tokenizer=None):
     _checks.tokenizer("orpo_policy", "tokenizer", tokenizer)
     model = without_dropout(copy.deepcopy(policy))
     collate, config, objective = orpo_recipe(profile, tokenizer)
-    _from_earlier_or_train(model, objective, encoded_pairs(profile, tokenizer), collate, config,
+    _from_earlier_or_train(profile, model, objective, encoded_pairs(profile, tokenizer), collate, config,
                            run_dir("08", "orpo", profile), run_dir(notebook, "orpo", profile))
     return model.eval(), tokenizer
 
@@ -302,6 +340,18 @@ def policy_gradient_recipe(profile, method: str):
                       seed=0, checkpoint_every=5, desc=f"REINFORCE ({method.replace('_', ' ')})")
     settings = dict(method=method, group_size=PG_GROUP[profile.name], beta=PG_BETA, max_new_tokens=PG_MAX_NEW_TOKENS)
     return prompts, config, settings
+
+
+def _rl_from_earlier_or_own(profile, models, step, prompts, config, state, frozen, earlier: Path, own: Path):
+    """The config of the RL run to load or resume: ``earlier`` if finished and matching, else ``own`` (having said
+    what it trains, unless ``own`` is finished already)."""
+    for folder in (earlier, own):
+        run = replace(config, checkpoint_dir=str(folder))
+        if finished_rl_run(models, step, prompts, run, dict(state), frozen):
+            return run
+    print(training_note(profile, earlier, f"{config.desc} ({config.iterations} iterations)",
+                        earlier.name.split("-")[0]))
+    return run
 
 
 def _sft_and_reward(where: str, profile, notebook: str, policy, tokenizer, reward):
@@ -333,10 +383,10 @@ def policy_gradient_policy(profile, notebook: str, method: str, policy=None, tok
     step = reinforce_step(trained, policy, reward, tokenizer, **settings)
     state = {"baseline": 0.0} if method == "moving_average" else {}
     models, frozen = {"policy": trained}, {"reference": policy, "reward_model": reward}
-    earlier = replace(config, checkpoint_dir=str(run_dir("04", method.replace("_", "-"), profile)))
-    if not finished_rl_run(models, step, prompts, earlier, dict(state), frozen):
-        earlier = replace(config, checkpoint_dir=str(run_dir(notebook, method.replace("_", "-"), profile)))
-    log = train_rl(models, step, prompts, earlier, state, frozen)
+    run = _rl_from_earlier_or_own(profile, models, step, prompts, config, state, frozen,
+                                  run_dir("04", method.replace("_", "-"), profile),
+                                  run_dir(notebook, method.replace("_", "-"), profile))
+    log = train_rl(models, step, prompts, run, state, frozen)
     return (trained.eval(), log) if history else trained.eval()
 
 
@@ -369,8 +419,7 @@ def ppo_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None)
     prompts, config, settings, state = ppo_recipe(profile)
     step = ppo_step(trained, critic, policy, reward, tokenizer, **settings)
     models, frozen = {"policy": trained, "value": critic}, {"reference": policy, "reward_model": reward}
-    earlier = replace(config, checkpoint_dir=str(run_dir("05", "ppo", profile)))
-    if not finished_rl_run(models, step, prompts, earlier, dict(state), frozen):
-        earlier = replace(config, checkpoint_dir=str(run_dir(notebook, "ppo", profile)))
-    train_rl(models, step, prompts, earlier, state, frozen)
+    run = _rl_from_earlier_or_own(profile, models, step, prompts, config, state, frozen,
+                                  run_dir("05", "ppo", profile), run_dir(notebook, "ppo", profile))
+    train_rl(models, step, prompts, run, state, frozen)
     return trained.eval(), critic.eval()
