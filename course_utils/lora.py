@@ -39,16 +39,19 @@ def lora_forward(x, weight, lora_A, lora_B, alpha: float) -> torch.Tensor:
     return x @ weight.T + (alpha / r) * (x @ lora_A.T) @ lora_B.T
 
 
-def lora_model(model, r: int = 8, alpha: float = 16.0, target_modules=GPT2_TARGETS, dropout: float = 0.0):
+def lora_model(model, r: int = 8, alpha: float = 16.0, target_modules=GPT2_TARGETS, dropout: float = 0.0,
+               seed: int = 0):
     """A ``peft`` model with LoRA adapters of rank ``r`` and scale ``alpha`` on ``target_modules`` of a COPY of
     ``model`` (which is not changed): only the adapters are trainable, and the new model computes exactly what
-    ``model`` does until they are trained (B starts at 0)."""
+    ``model`` does until they are trained (B starts at 0). A's random start is drawn with ``seed`` (torch's global
+    generator is left as it was), so the same call makes the same model and a checkpointed run can be loaded."""
     from peft import LoraConfig, get_peft_model
 
     _checks.model("lora_model", "model", model)
     r = _checks.integer("lora_model", "r", r, minimum=1)
     alpha = _checks.number("lora_model", "alpha", alpha, positive=True)
     dropout = _checks.number("lora_model", "dropout", dropout, nonnegative=True)
+    seed = _checks.integer("lora_model", "seed", seed, minimum=0)
     if dropout >= 1:
         raise ValueError(f"lora_model: dropout must be in [0, 1), got {dropout}")
     if isinstance(target_modules, str) or not isinstance(target_modules, (list, tuple)) or not target_modules:
@@ -59,7 +62,9 @@ def lora_model(model, r: int = 8, alpha: float = 16.0, target_modules=GPT2_TARGE
         raise ValueError(f"lora_model: the model has no modules named {missing}; GPT-2's are {list(GPT2_TARGETS)}")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                         fan_in_fan_out=type(model).__name__.startswith("GPT2"), bias="none")
-    return get_peft_model(copy.deepcopy(model), config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return get_peft_model(copy.deepcopy(model), config)
 
 
 def _check_peft(where: str, model):

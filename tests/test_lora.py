@@ -48,6 +48,8 @@ def test_lora_model_starts_at_the_base_and_trains_only_the_adapters(make_tiny_lm
     assert 0 < counts["trainable"] < counts["total"] / 5
     named = {n for n, p in model.named_parameters() if p.requires_grad}
     assert named and all("lora_" in n for n in named)
+    again = lora_model(base, r=4, alpha=8.0)   # the same seed: the same adapters
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
     ids = torch.tensor([course_tokenizer(PROMPT + " Great fun.")["input_ids"]])
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, base(input_ids=ids).logits)
@@ -95,3 +97,21 @@ def test_lora_dpo_trains_the_adapters_and_its_state_is_a_fraction(make_tiny_lm, 
     assert lora["gradients"] == 4 * lora["trainable"] and full["gradients"] == 4 * full["total"]
     assert lora["optimizer state"] < full["optimizer state"] / 5 and lora["peak"] is None
     assert lora["step"] == lora["weights"] + lora["gradients"] + lora["optimizer state"] + lora["activations"]
+
+
+def test_the_lora_benchmark_counts_and_measures():
+    """benchmarks/lora.py on the tiny shape: its counts agree with what one measured step allocates."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lora.py"
+    spec = importlib.util.spec_from_file_location("benchmark_lora", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    full, adapted = bench.measure("tiny", step=True, pairs=2, length=24)
+    assert full["trainable"] == full["total"] and adapted["trainable"] < full["trainable"] / 10
+    for row in (full, adapted):
+        # a step's gradients are 4 bytes per trainable parameter; AdamW's state two moments and a step count each
+        assert row["gradients_mib"] == pytest.approx(4 * row["trainable"] / 2**20)
+        assert 8 * row["trainable"] / 2**20 <= row["optimizer_state_mib"] < 8 * row["trainable"] / 2**20 + 0.01
+        assert row["step_mib"] > row["weights_mib"] + row["optimizer_state_mib"]
