@@ -187,8 +187,10 @@ def _compare(expected, got, atol: float, rtol: float, where: str = "the result")
             got = got.item()
         if isinstance(got, bool) or not isinstance(got, (int, float, np.number)):
             raise _Wrong(f"{where} should be a number, got {_show(got)}")
-        if math.isnan(float(got)) and not math.isnan(float(expected)):
-            raise _Wrong(f"{where} is NaN; expected {_show(float(expected))}")
+        if math.isnan(float(expected)) or math.isnan(float(got)):
+            if math.isnan(float(expected)) != math.isnan(float(got)):
+                raise _Wrong(f"{where}: expected {_show(float(expected))}, got {_show(float(got))}")
+            return
         if not math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol):
             raise _Wrong(f"{where}: expected {_show(float(expected))}, got {_show(float(got))}")
         return
