@@ -148,7 +148,7 @@ def within_context(where: str, length: int, model, said: str, fix: str):
 
 def finite(where: str, name: str, value, allow_inf: bool = False):
     """Refuse NaN and infinity in ``value`` (a torch tensor, a numpy array or a number): the message
-    names the first bad entry, e.g. "scores[3] is nan (2 of 10 entries are not finite)".
+    names the first bad entry, e.g. "win_rate: scores[3] is nan (2 of 10 entries bad); ...".
     ``allow_inf=True`` lets -inf/+inf through (log-probabilities of masked tokens), NaN never.
     Returns ``value`` unchanged."""
     import numpy as np

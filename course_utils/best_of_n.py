@@ -34,7 +34,7 @@ def best_of_n_distribution(probs, rewards, n: int) -> np.ndarray:
     probability vector (entries >= 0, summing to 1 within ``_checks.DISTRIBUTION_ATOL``)."""
     probs = _checks.distribution("best_of_n_distribution", "probs", probs)
     rewards = _checks.finite("best_of_n_distribution", "rewards", np.asarray(rewards, dtype=float))
-    if probs.shape != rewards.shape:
+    if probs.ndim != 1 or probs.shape != rewards.shape:
         raise ValueError(f"best_of_n_distribution: probs and rewards must have one entry per response each, "
                          f"got shapes {probs.shape} and {rewards.shape}")
     if len(np.unique(rewards)) != len(rewards):
