@@ -77,8 +77,8 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_r
         L = -log σ(β [(log π_θ(y_w|x) - log π_ref(y_w|x)) - (log π_θ(y_l|x) - log π_ref(y_l|x))])
 
     The four log-probabilities: [B] each, summed over response tokens. Returns [B] (take ``.mean()`` for the
-    batch loss). ``logsigmoid`` keeps it finite for margins of any size. Equals TRL's ``loss_type="sigmoid"`` on identical
-    token ids (see the module's note on text).
+    batch loss). ``logsigmoid`` keeps it finite for margins of any size. Equals TRL's ``loss_type="sigmoid"``
+    on identical token ids (see the module's note on text).
     """
     beta = _checks.number("dpo_loss", "beta", beta, positive=True)
     delta = _margin("dpo_loss", policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)

@@ -35,9 +35,7 @@ _KL = "KL_"
 
 def _check_flat(where: str, names, *values) -> None:
     for name, value in zip(names, values):
-        _checks.tensor(where, name, value, dims=1, floating=True)
-        if not torch.isfinite(value).all():
-            raise ValueError(f"{where}: {name} has NaN or infinite log-probabilities")
+        _checks.finite(where, name, _checks.tensor(where, name, value, dims=1, floating=True))
     if len({tuple(v.shape) for v in values}) != 1 or values[0].numel() == 0:
         raise ValueError(f"{where}: {', '.join(names)} must all be [B] with one B >= 1, got shapes "
                          f"{[tuple(v.shape) for v in values]}")

@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import (bandit, best_of_n, degenerate, dpo, evaluation, generation, judge, logprobs, losses, orpo,
-                          plots, policy_gradient, ppo, preferences, reward_model, sentiment_ridge)
+from course_utils import (bandit, best_of_n, degenerate, dpo, evaluation, generation, judge, kto, logprobs, losses,
+                          orpo, plots, policy_gradient, ppo, preferences, reward_model, sentiment_ridge, simpo)
 from misuse import Case, lm, model_state, tiny
 
 NAN = float("nan")
 
 # The modules walked. A new module whose functions take such numbers joins this list.
-MODULES = ("bandit", "best_of_n", "degenerate", "dpo", "evaluation", "logprobs", "losses", "orpo", "plots",
-           "policy_gradient", "ppo", "preferences", "reward_model", "sentiment_ridge")
+MODULES = ("bandit", "best_of_n", "degenerate", "dpo", "evaluation", "kto", "logprobs", "losses", "orpo", "plots",
+           "policy_gradient", "ppo", "preferences", "reward_model", "sentiment_ridge", "simpo")
 
 # Parameter names that hold scores, rewards, log-probs, logits, advantages, values or probabilities.
 NUMBERS = re.compile(r"^(p|q|x|pi|pi_ref|kl|baseline|proxy|target|other|values|old_values|returns|logits|advantages"
@@ -74,6 +74,9 @@ VALID = {   # target -> (function, keyword arguments of a valid call)
        for name in ("dpo_loss", "conservative_dpo_loss", "robust_dpo_loss", "ipo_loss", "preference_metrics")},
     "evaluation.bootstrap_ci": (evaluation.bootstrap_ci, dict(values=[1.0, 2.0, 3.0], other=[0.0, 1.0], n_boot=10)),
     "evaluation.win_rate": (evaluation.win_rate, dict(scores=[1.0, 2.0, 3.0], baseline=[0.0, 2.0, 4.0], n_boot=10)),
+    "kto.kto_reference_point": (kto.kto_reference_point, dict(policy_kl_logps=_pair(), ref_kl_logps=_pair())),
+    "kto.kto_loss": (kto.kto_loss, dict(policy_logps=_pair(), ref_logps=_pair(), desirable=torch.tensor([True, False]),
+                                        z0=0.1)),
     "logprobs.token_logprobs": (logprobs.token_logprobs, dict(logits=torch.zeros(1, 2, 5),
                                                               targets=torch.tensor([[1, 2]]))),
     "losses.sft_loss": (losses.sft_loss, dict(logits=torch.zeros(1, 3, 5), labels=torch.tensor([[-100, 1, 2]]))),
@@ -119,6 +122,9 @@ VALID = {   # target -> (function, keyword arguments of a valid call)
     "preferences.preference_pairs_from_scores": (preferences.preference_pairs_from_scores,
                                                  dict(prompts=["p"], responses_a=["a"], responses_b=["b"],
                                                       scores_a=[1.0], scores_b=[0.0])),
+    "simpo.simpo_loss": (simpo.simpo_loss, dict(policy_chosen_logps=_pair(), policy_rejected_logps=_pair(),
+                                                chosen_lengths=torch.tensor([2, 3]),
+                                                rejected_lengths=torch.tensor([1, 4]))),
     "sentiment_ridge.SentimentRidge.fit": (sentiment_ridge.SentimentRidge.fit,
                                            dict(texts=["good", "bad"], domains=["movie", "movie"],
                                                 ratings=[2.0, -2.0])),
