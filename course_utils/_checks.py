@@ -119,6 +119,10 @@ def device(where: str, name: str, value) -> str:
     if not available.get(kind, False):
         raise ValueError(f"{where}: {name}={str(value)!r} is not available on this machine; "
                          f"available: {[k for k, ok in available.items() if ok]}")
+    index = torch.device(value).index
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise ValueError(f"{where}: {name}={str(value)!r} is not available on this machine; it has "
+                         f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return value
 
 
