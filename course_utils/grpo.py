@@ -39,6 +39,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) 
     """A_i = (r_i - mean_g r) / (std_g r + eps), the std with Bessel's correction (as TRL, whose
     eps is 1e-4). rewards [N] (N = prompts × group_size, each prompt's samples consecutive) -> [N].
     A group whose rewards are all equal gets 0 (not 0/0)."""
+    _check_rewards("group_advantages", rewards, group_size)
     return _advantages(rewards, "group_normalised", group_size, eps=eps)
 
 
@@ -62,9 +63,9 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
     ``max_length``: L of ``"dr_grpo"`` (required there; ``T`` if the batch is as long as a response
     may be). A row of ``mask`` with no 1 adds nothing (as TRL: its length counts as 1)."""
     where = "grpo_loss"
-    _checks.tensor(where, "logp", logp, dims=2, floating=True)
-    _checks.tensor(where, "old_logp", old_logp, dims=2, floating=True)
-    _checks.tensor(where, "advantages", advantages, dims=1, floating=True)
+    _checks.finite(where, "logp", _checks.tensor(where, "logp", logp, dims=2, floating=True))
+    _checks.finite(where, "old_logp", _checks.tensor(where, "old_logp", old_logp, dims=2, floating=True))
+    _checks.finite(where, "advantages", _checks.tensor(where, "advantages", advantages, dims=1, floating=True))
     if old_logp.shape != logp.shape or advantages.shape[0] != logp.shape[0]:
         raise ValueError(f"{where}: logp {tuple(logp.shape)}, old_logp {tuple(old_logp.shape)} and advantages "
                          f"{tuple(advantages.shape)} must be [B, T], [B, T] and [B]")
@@ -76,6 +77,8 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
     _checks.number(where, "beta", beta, nonnegative=True)
     if beta and (ref_logp is None or not torch.is_tensor(ref_logp) or ref_logp.shape != logp.shape):
         raise ValueError(f"{where}: beta={beta} needs ref_logp, the reference's log-probs of shape {tuple(logp.shape)}")
+    if beta:
+        _checks.finite(where, "ref_logp", ref_logp)
     if loss_type == "dr_grpo":
         if max_length is None:
             raise ValueError(f"{where}: loss_type='dr_grpo' divides by B · max_length; pass max_length (the most "

@@ -16,20 +16,21 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import (bandit, best_of_n, degenerate, dpo, evaluation, generation, judge, kto, logprobs, losses,
-                          orpo, plots, policy_gradient, ppo, preferences, reward_model, sentiment_ridge, simpo)
+from course_utils import (bandit, best_of_n, degenerate, dpo, evaluation, generation, grpo, judge, kto, logprobs,
+                          losses, orpo, plots, policy_gradient, ppo, preferences, reward_model, sentiment_ridge, simpo)
 from misuse import Case, lm, model_state, tiny
 
 NAN = float("nan")
 
 # The modules walked. A new module whose functions take such numbers joins this list.
-MODULES = ("bandit", "best_of_n", "degenerate", "dpo", "evaluation", "kto", "logprobs", "losses", "orpo", "plots",
-           "policy_gradient", "ppo", "preferences", "reward_model", "sentiment_ridge", "simpo")
+MODULES = ("bandit", "best_of_n", "degenerate", "dpo", "evaluation", "grpo", "kto", "logprobs", "losses", "orpo",
+           "plots", "policy_gradient", "ppo", "preferences", "reward_model", "sentiment_ridge", "simpo")
 
 # Parameter names that hold scores, rewards, log-probs, logits, advantages, values or probabilities.
 NUMBERS = re.compile(r"^(p|q|x|pi|pi_ref|kl|baseline|proxy|target|other|values|old_values|returns|logits|advantages"
                      r"|.*(score|reward|logp|prob|rating|r_chosen|r_rejected).*)$")
 NOT_NUMBERS = re.compile(r"(_model|_file)$")     # reward_model, value_model, ratings_file
+NOT_NUMBER_DOORS = {("grpo.grpo_step", "reward")}   # a reward function (the verifier), not numbers
 
 # Functions that take such numbers and deliberately let NaN through, with the reason.
 ACCEPTS_NAN = {
@@ -74,6 +75,11 @@ VALID = {   # target -> (function, keyword arguments of a valid call)
        for name in ("dpo_loss", "conservative_dpo_loss", "robust_dpo_loss", "ipo_loss", "preference_metrics")},
     "evaluation.bootstrap_ci": (evaluation.bootstrap_ci, dict(values=[1.0, 2.0, 3.0], other=[0.0, 1.0], n_boot=10)),
     "evaluation.win_rate": (evaluation.win_rate, dict(scores=[1.0, 2.0, 3.0], baseline=[0.0, 2.0, 4.0], n_boot=10)),
+    "grpo.group_advantages": (grpo.group_advantages, dict(rewards=torch.tensor([1.0, 0.0, 0.0, 1.0]), group_size=2)),
+    "grpo.zero_signal_groups": (grpo.zero_signal_groups, dict(rewards=torch.tensor([1.0, 1.0, 0.0, 1.0]),
+                                                              group_size=2)),
+    "grpo.grpo_loss": (grpo.grpo_loss, dict(logp=_logp(), old_logp=_logp(), advantages=_pair(), mask=_mask(),
+                                            beta=0.1, ref_logp=_logp())),
     "kto.kto_reference_point": (kto.kto_reference_point, dict(policy_kl_logps=_pair(), ref_kl_logps=_pair())),
     "kto.kto_loss": (kto.kto_loss, dict(policy_logps=_pair(), ref_logps=_pair(), desirable=torch.tensor([True, False]),
                                         z0=0.1)),
@@ -165,7 +171,7 @@ def walked_doors() -> set[tuple[str, str]]:
                 if inspect.isclass(obj) else []
             for target, fn in members:
                 found |= {(f"{name}.{target}", p) for p in numeric_parameters(fn)}
-    return found
+    return found - NOT_NUMBER_DOORS
 
 
 def nan_case(target: str, param: str) -> Case:
