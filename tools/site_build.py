@@ -101,7 +101,9 @@ def stage(src: Path) -> dict:
         stage_notebook(path, src / "notebooks" / path.name)
     for path in pages():
         stage_markdown(path, src / "docs" / path.name, staged)
-    shutil.copytree(MATHJAX, src / "assets" / "mathjax")
+    # the one bundle the pages load and the folders it loads from on demand, not MathJax's other bundles
+    shutil.copytree(MATHJAX, src / "assets" / "mathjax", ignore=lambda folder, names: [
+        n for n in names if Path(folder) == MATHJAX and n.endswith(".js") and n != "tex-svg-full.js"])
     config = yaml.safe_load((ROOT / "tools" / "site" / "mkdocs.yml").read_text())
     config["theme"]["custom_dir"] = str(ROOT / "tools" / "site" / config["theme"]["custom_dir"])
     config["nav"] = [{"Home": "index.md"},
