@@ -172,6 +172,9 @@ def battery(texts, domains, mean_ratings, per_family: int = 200, seed: int = 1) 
     if not (len(texts) == len(domains) == len(mean_ratings)):
         raise ValueError("battery: texts, domains and mean_ratings must have the same length")
     _checks.finite("battery", "mean_ratings", np.asarray(mean_ratings, dtype=float))
+    if len(set(domains)) < 2 or not (np.asarray(mean_ratings, dtype=float) > 1).any():
+        raise ValueError("battery: the off_domain items need texts of at least two domains in domains and a positive "
+                         "text (mean_ratings above +1) to ask for another domain")
     rng = np.random.default_rng(seed)
     texts, domains = list(texts), list(domains)
     items = []
