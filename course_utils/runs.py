@@ -66,8 +66,12 @@ PG_LR, PG_BETA, PG_MAX_NEW_TOKENS = 1e-4, 0.3, 48
 
 def runs_root() -> Path:
     """Where runs live: ``$COURSE_RUNS_DIR`` if set (``~`` expanded), else ``runs`` (relative to the folder the
-    notebook runs in)."""
-    return Path(os.environ.get(RUNS_DIR_VARIABLE) or "runs").expanduser()
+    notebook runs in). A setting that names a file is refused (runs are folders)."""
+    root = Path(os.environ.get(RUNS_DIR_VARIABLE) or "runs").expanduser()
+    if root.is_file():
+        raise NotADirectoryError(f"runs_root: ${RUNS_DIR_VARIABLE}={str(root)!r} is a file; set it to a folder "
+                                 "(it is made if missing), or unset it for runs/")
+    return root
 
 
 def training_note(profile, earlier: Path, what: str, notebook: str) -> str:
