@@ -21,6 +21,9 @@ PRINTED = re.compile(NUMBER)
 # notebooks whose prose is held to their outputs, at least this many numbers each
 HELD = {"06_dpo_derivation": 4}
 HELD["01_supervised_fine_tuning"] = 10
+HELD["08_orpo"] = 10
+HELD["02_preference_data_and_reward_model"] = 10
+HELD["04_reinforce_rloo_grpo"] = 10
 MIN_TAGS = 10
 
 
