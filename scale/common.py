@@ -11,11 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
-from datasets import Dataset
 
-from course_utils.data import INSTRUCTIONS, format_prompt, load_corpus
+from course_utils.data import INSTRUCTIONS, format_prompt
 from course_utils.models import load_policy
 
 
@@ -64,22 +62,6 @@ def trainer_options(args, recipe: str) -> dict:
 def prompts_by_domain(domains) -> list[str]:
     """The course's prompt for each domain: ``Instruction: Write a movie review.\\nResponse:``."""
     return [format_prompt(INSTRUCTIONS[d]) for d in domains]
-
-
-def unpaired_labels(n: int, seed: int = 0) -> Dataset:
-    """KTO's data: one rater's rating of one text, as thumbs up (rating > 0) or down (< 0); a 0 is dropped.
-
-    ``n`` training texts drawn at random; for each, one of its real individual ratings, drawn at random. Columns
-    TRL's unpaired ``prompt, completion, label`` (``label`` True for desirable), plus ``domain``."""
-    corpus = load_corpus("train").shuffle(seed=seed).select(range(n))
-    rng = np.random.default_rng(seed)
-    rows = []
-    for domain, text, ratings in zip(corpus["domain"], corpus["text"], corpus["ratings"]):
-        rating = ratings[rng.integers(len(ratings))]
-        if rating != 0:
-            rows.append({"prompt": format_prompt(INSTRUCTIONS[domain]), "completion": " " + text,
-                         "label": bool(rating > 0), "domain": domain})
-    return Dataset.from_list(rows)
 
 
 def train_and_record(trainer, args) -> None:
