@@ -24,6 +24,7 @@ HELD["01_supervised_fine_tuning"] = 10
 HELD["08_orpo"] = 10
 HELD["02_preference_data_and_reward_model"] = 10
 HELD["04_reinforce_rloo_grpo"] = 10
+HELD["03_best_of_n_and_rejection_sampling"] = 10
 MIN_TAGS = 10
 
 
