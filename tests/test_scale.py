@@ -31,7 +31,7 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS
 STEPS, GLOBAL_BATCH, LR = 4, 4, 1e-4
 # fp32 sums taken in another order (two half-batch gradients all-reduced, against one full batch) differ in the
 # last bits; Adam's normalisation can amplify that on coordinates whose gradient is near 0, by at most a small
-# part of one step (lr). Measured here: losses 1e-6 apart, weights 3e-6 after 3 steps.
+# part of one step (lr). Measured here after 4 steps: losses 5e-7 apart, weights 4e-6 (they moved 2.5e-4).
 LOSS_TOL = 1e-5
 WEIGHT_TOL = 0.2 * LR
 
@@ -70,7 +70,7 @@ def test_dpo_on_two_cpu_processes_matches_one(tmp_path):
     apart = max((a[k] - b[k]).abs().max().item() for k in a)
     moved = max((a[k] - start[k]).abs().max().item() for k in a)
     assert apart <= WEIGHT_TOL, f"the two runs' weights differ by up to {apart:.2e}"
-    assert moved > 10 * WEIGHT_TOL, f"the weights moved only {moved:.2e}: the comparison could not fail"
+    assert moved > 5 * WEIGHT_TOL, f"the weights moved only {moved:.2e}: the comparison could not fail"
 
 
 def test_the_other_recipes_train_a_step(tmp_path):
