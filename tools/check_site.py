@@ -180,6 +180,7 @@ def screenshots(driver: WebDriver, base: str, pages: list[str], folder: Path) ->
                                    "if (e) e.scrollIntoView({block: 'center'}); return !!e;")
                 if not found:
                     continue
+                time.sleep(0.5)  # the header's title swaps with an animation on scrolling
             written.append(folder / f"notebook-{name}-{what}.png")
             driver.screenshot(written[-1])
     return written
