@@ -22,9 +22,11 @@ PRINTED = re.compile(NUMBER)
 HELD = {"06_dpo_derivation": 4}
 HELD["01_supervised_fine_tuning"] = 10
 HELD["08_orpo"] = 10
+HELD["09_comparison_and_overoptimisation"] = 10
 HELD["02_preference_data_and_reward_model"] = 10
 HELD["04_reinforce_rloo_grpo"] = 10
 HELD["03_best_of_n_and_rejection_sampling"] = 10
+HELD["07_dpo"] = 10
 MIN_TAGS = 10
 
 
