@@ -8,6 +8,7 @@ NaN, and the function must refuse it with a ValueError that names itself, the ar
 are not a distribution, a response mask with holes, token ids beyond the vocabulary, a device
 this machine does not have, zero bootstrap resamples."""
 
+import functools
 import importlib
 import inspect
 import re
@@ -248,6 +249,7 @@ def ids_beyond_vocabulary():
     return torch.tensor([[3, tiny()[0].get_input_embeddings().num_embeddings]])
 
 
+@functools.cache
 def reward_net():
     return reward_model.reward_model_from_policy(tiny()[0])
 
