@@ -62,3 +62,17 @@ def test_every_page_reads_right_in_chromium(site):
     print(f"browser check in {time.perf_counter() - start:.0f}s; screenshots: {[str(s) for s in screenshots]}")
     assert not problems, problems
     assert len(screenshots) >= 3 and all(s.stat().st_size > 10_000 for s in screenshots)
+
+
+def test_the_readme_is_a_short_entry_point_whose_links_all_exist():
+    """The README stays a learner's front door (about 150 lines at most); every file or page it links exists."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 160, "README.md: move the details to a page under docs/"
+    for link in re.findall(r"\]\(([^)\s]+)\)", readme):
+        if re.match(r"[a-z]+:", link):
+            continue
+        path, _, anchor = link.partition("#")
+        assert (ROOT / path).exists(), f"README.md links {link}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+\s+(.+)$", (ROOT / path).read_text(), re.MULTILINE)
+            assert anchor in {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}, link
