@@ -41,8 +41,8 @@ FAMILIES = ("max_words", "min_words", "include", "exclude", "ending")
 HELD_OUT_FAMILIES = ("ending",)
 TRAIN_WORDS = ("the", "good", "love", "time", "great", "like", "this", "just")
 HELD_OUT_WORDS = ("and", "really", "well", "best", "people", "with")
-MAX_WORDS = range(4, 15)          # values of max_words: even ones in training, odd ones held out
-MIN_WORDS = range(12, 25)         # values of min_words, split the same way
+MAX_WORDS = range(3, 11)          # values of max_words: even ones in training, odd ones held out
+MIN_WORDS = range(8, 16)         # values of min_words, split the same way
 ENDINGS = ("!", "?", ".")
 _PHRASES = {"max_words": "in at most {} words", "min_words": "in at least {} words", "include": "mentioning '{}'",
             "exclude": "without the word '{}'", "ending": "ending with '{}'"}
