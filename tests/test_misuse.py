@@ -37,6 +37,7 @@ PROMPT = format_prompt("Write a movie review.")
 # Public functions with no case, and why.
 NO_MISUSE_CASE = {
     "profiles.default_device": "takes no argument",
+    "exercises.names": "takes no argument",
     "progress.headless": "takes no argument; reads $CI and $COURSE_PROGRESS, any value is allowed",
     "progress.Progress.close": "takes no argument; closing twice is allowed",
 }

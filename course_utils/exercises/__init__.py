@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from .. import _checks
 from ._runner import NOT_DONE, NOT_YET_RIGHT, PASSED, Case, Exercise, Mistake, Result, evaluate, report
 
 __all__ = ["check", "run", "get", "names", "Case", "Exercise", "Mistake", "Result",
@@ -47,24 +48,27 @@ def names() -> list[str]:
 
 def get(name: str) -> Exercise:
     """The exercise called ``name``."""
+    return _exercise("exercises.get", name)
+
+
+def _exercise(where: str, name) -> Exercise:
     if not isinstance(name, str):
-        raise TypeError(f"exercises.get: name must be a string, got {type(name).__name__}")
+        raise TypeError(f"{where}: name must be the name of an exercise (a string), got {type(name).__name__}")
     if name not in _registry():
-        raise ValueError(f"exercises: no exercise is called {name!r}; there are {names()}")
+        raise ValueError(f"{where}: name must be one of the course's exercises {names()}, got {name!r}")
     return _registry()[name]
 
 
 def run(name: str, fn, timeout: float = 5.0) -> Result:
     """Check ``fn`` against exercise ``name`` and return the ``Result`` without printing."""
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"exercises.run: timeout must be a positive number of seconds, got {timeout!r}")
-    return evaluate(get(name), fn, float(timeout))
+    ex = _exercise("exercises.run", name)
+    return evaluate(ex, fn, _checks.number("exercises.run", "timeout", timeout, positive=True))
 
 
 def check(name: str, fn, timeout: float = 5.0):
     """Check ``fn``, print the outcome, and return the function that the notebook goes on
     with: ``fn`` once it passes, the course's helper otherwise."""
-    ex = get(name)
-    result = run(name, fn, timeout)
+    ex = _exercise("exercises.check", name)
+    result = evaluate(ex, fn, _checks.number("exercises.check", "timeout", timeout, positive=True))
     print(report(ex, result))
     return fn if result.outcome == PASSED else ex.reference
