@@ -120,7 +120,7 @@ def build(output: Path) -> float:
     config.update(docs_dir=str(src / "pages"), site_dir=str(output.resolve()))
     (src / "mkdocs.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "--strict", "--clean",
-                    "--config-file", str(src / "mkdocs.yml")], check=True,
+                    "--config-file", str(src / "mkdocs.yml")], check=True, cwd=src,  # its .cache/ goes there too
                    env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     return time.perf_counter() - start
 
