@@ -42,29 +42,62 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_dpo(out: Path, processes: int) -> dict:
+def dpo_command(out: Path, processes: int) -> list[str]:
     """The DPO script on the tiny model, ``processes`` CPU processes sharing the global batch."""
     script = ["scale/dpo.py", "--cpu", "--steps", str(STEPS), "--batch-size", str(GLOBAL_BATCH // processes),
               "--lr", str(LR), "--examples", "48", "--output-dir", str(out)]
     if processes == 1:
-        command = [sys.executable, *script]
-    else:
-        command = [str(ACCELERATE), "launch", "--config_file", str(CONFIGS / "ddp.yaml"), "--num_processes",
-                   str(processes), "--mixed_precision", "no", "--main_process_port", str(free_port()), *script]
-    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((out / "record.json").read_text())
+        return [sys.executable, *script]
+    return [str(ACCELERATE), "launch", "--config_file", str(CONFIGS / "ddp.yaml"), "--num_processes",
+            str(processes), "--mixed_precision", "no", "--main_process_port", str(free_port()), *script]
 
 
-def test_dpo_on_two_cpu_processes_matches_one(tmp_path):
-    one = train_dpo(tmp_path / "one", processes=1)
-    two = train_dpo(tmp_path / "two", processes=2)
+OTHERS = {"sft": [], "reward": [], "kto": [], "grpo": ["--group", "2"]}
+
+
+def others_command(out: Path) -> list[str]:
+    """SFT, reward model, KTO and GRPO, two steps each, in one Python process (one start-up for the four)."""
+    driver = ["import runpy, sys", "sys.path.insert(0, 'scale')"]
+    for name, extra in OTHERS.items():
+        argv = [f"scale/{name}.py", "--cpu", "--steps", "2", "--batch-size", "4", "--examples", "24",
+                "--output-dir", str(out / name), *extra]
+        driver += [f"sys.argv = {argv!r}", f"runpy.run_path({argv[0]!r}, run_name='__main__')"]
+    return [sys.executable, "-c", "\n".join(driver)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The three jobs, started together so that they share the machine's cores (each process has one thread);
+    ``runs(name)`` waits for one and returns its output folder."""
+    out = tmp_path_factory.mktemp("scale")
+    commands = {"one": dpo_command(out / "one", 1), "two": dpo_command(out / "two", 2),
+                "others": others_command(out / "others")}
+    logs = {name: open(out / f"{name}.log", "w") for name in commands}    # files: a full pipe would stall a job
+    jobs = {name: subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=logs[name], stderr=subprocess.STDOUT)
+            for name, command in commands.items()}
+
+    def wait(name: str) -> Path:
+        jobs[name].wait(timeout=300)
+        assert jobs[name].returncode == 0, (out / f"{name}.log").read_text()[-3000:]
+        return out / name
+
+    yield wait
+    for name, job in jobs.items():
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+        logs[name].close()
+
+
+def test_dpo_on_two_cpu_processes_matches_one(runs):
+    one_dir, two_dir = runs("one"), runs("two")
+    one, two = (json.loads((d / "record.json").read_text()) for d in (one_dir, two_dir))
     assert (one["processes"], one["distributed_type"]) == (1, "DistributedType.NO")
     assert (two["processes"], two["distributed_type"]) == (2, "DistributedType.MULTI_CPU")
     assert one["global_batch"] == two["global_batch"] == GLOBAL_BATCH
     assert len(one["losses"]) == len(two["losses"]) == STEPS
     assert one["losses"] == pytest.approx(two["losses"], abs=LOSS_TOL)
-    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    a, b = load_file(one_dir / "model.safetensors"), load_file(two_dir / "model.safetensors")
     start = load_file(ROOT / "course_utils" / "checkpoints" / "tiny-base" / "model.safetensors")
     assert a.keys() == b.keys()
     apart = max((a[k] - b[k]).abs().max().item() for k in a)
@@ -73,22 +106,14 @@ def test_dpo_on_two_cpu_processes_matches_one(tmp_path):
     assert moved > 5 * WEIGHT_TOL, f"the weights moved only {moved:.2e}: the comparison could not fail"
 
 
-def test_the_other_recipes_train_a_step(tmp_path):
-    """SFT, reward model, KTO and GRPO: each script trains two steps on the tiny model, offline, in one Python
-    process (one start-up for the four), and records finite losses."""
-    runs = {"sft": [], "reward": [], "kto": [], "grpo": ["--group", "2"]}
-    driver = ["import runpy, sys", "sys.path.insert(0, 'scale')"]
-    for name, extra in runs.items():
-        argv = [f"scale/{name}.py", "--cpu", "--steps", "2", "--batch-size", "4", "--examples", "24",
-                "--output-dir", str(tmp_path / name), *extra]
-        driver += [f"sys.argv = {argv!r}", f"runpy.run_path({argv[0]!r}, run_name='__main__')"]
-    done = subprocess.run([sys.executable, "-c", "\n".join(driver)], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for name in runs:
-        record = json.loads((tmp_path / name / "record.json").read_text())
+def test_the_other_recipes_train_two_steps(runs):
+    """SFT, reward model, KTO and GRPO: each script trains two steps on the tiny model, offline, and records
+    finite losses and its model."""
+    out = runs("others")
+    for name in OTHERS:
+        record = json.loads((out / name / "record.json").read_text())
         assert len(record["losses"]) == 2 and all(map(math.isfinite, record["losses"])), (name, record)
-        assert (tmp_path / name / "model.safetensors").is_file()
+        assert (out / name / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("name, kind", [("ddp", "MULTI_GPU"), ("zero2", "DEEPSPEED"), ("zero3", "DEEPSPEED"),
