@@ -17,9 +17,10 @@ from course_utils.data import INSTRUCTIONS, format_prompt
 from course_utils.models import load_policy
 
 
-def parser(description: str, steps: int, batch_size: int, lr: float, examples: int) -> argparse.ArgumentParser:
-    """The command line every script takes; its defaults are the recipe's."""
-    p = argparse.ArgumentParser(description=description)
+def parser(doc: str, steps: int, batch_size: int, lr: float, examples: int) -> argparse.ArgumentParser:
+    """The command line every script takes, described by the first paragraph of the script's ``doc``; its
+    defaults are the recipe's."""
+    p = argparse.ArgumentParser(description=" ".join(doc.split("\n\n")[0].split()))
     p.add_argument("--model", default="tiny",
                    help="'tiny' (the course's tiny model, offline), 'gpt2' (from the Hub) or a checkpoint folder, "
                         "e.g. the output of scale/sft.py")

@@ -25,7 +25,7 @@ def judge_reward(judge: Judge):
 
 def main():
     group = PG_GROUP["cpu"]
-    p = parser(__doc__.splitlines()[0], steps=PG_ITERATIONS["cpu"], batch_size=len(DOMAINS) * group, lr=PG_LR,
+    p = parser(__doc__, steps=PG_ITERATIONS["cpu"], batch_size=len(DOMAINS) * group, lr=PG_LR,
                examples=len(DOMAINS) * PG_ITERATIONS["cpu"])
     p.add_argument("--group", type=int, default=group, help="samples per prompt (GRPO's group)")
     p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU only)")

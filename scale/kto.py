@@ -13,7 +13,7 @@ from course_utils.runs import DPO_BATCH, DPO_BETA, DPO_LR, DPO_MAX_LENGTH, DPO_P
 
 
 def main():
-    p = parser(__doc__.splitlines()[0], steps=DPO_STEPS["cpu"], batch_size=DPO_BATCH["cpu"], lr=DPO_LR["cpu"],
+    p = parser(__doc__, steps=DPO_STEPS["cpu"], batch_size=DPO_BATCH["cpu"], lr=DPO_LR["cpu"],
                examples=2 * DPO_PAIRS["cpu"])  # as many texts as DPO's pairs hold
     p.add_argument("--beta", type=float, default=DPO_BETA, help="KTO's β (larger: closer to the reference)")
     args = positive(p, p.parse_args())

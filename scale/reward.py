@@ -15,7 +15,7 @@ from course_utils.runs import RM_BATCH, RM_LR, RM_MAX_LENGTH, RM_STEPS
 
 def main():
     steps = RM_STEPS["cpu"]
-    p = parser(__doc__.splitlines()[0], steps=steps, batch_size=RM_BATCH, lr=RM_LR["cpu"],
+    p = parser(__doc__, steps=steps, batch_size=RM_BATCH, lr=RM_LR["cpu"],
                examples=steps * RM_BATCH * 5 // 4 + 64)  # as notebook 02: every pair seen once, after ties
     args = positive(p, p.parse_args())
     policy, tokenizer = model_and_tokenizer(args)

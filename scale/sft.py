@@ -15,7 +15,7 @@ CPU = get_profile("cpu")
 
 
 def main():
-    p = parser(__doc__.splitlines()[0], steps=CPU.steps, batch_size=CPU.batch_size, lr=CPU.lr, examples=CPU.n_train)
+    p = parser(__doc__, steps=CPU.steps, batch_size=CPU.batch_size, lr=CPU.lr, examples=CPU.n_train)
     args = positive(p, p.parse_args())
     model, tokenizer = model_and_tokenizer(args)
     corpus = load_corpus("train").shuffle(seed=args.seed).select(range(args.examples))
