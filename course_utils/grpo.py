@@ -21,7 +21,8 @@ and the three ``loss_type``s differ only in how they average ℓ over the tokens
     "dr_grpo"  Σ_it m_it ℓ_it / (B · L)               a constant, L = the longest a response may be
                                                       (Dr. GRPO, Liu et al. 2025): no length bias
 
-These are the ``loss_type`` options of TRL's ``GRPOTrainer`` (pinned 1.16), equal on the same batch.
+These are the ``loss_type`` options of TRL's ``GRPOTrainer`` (pinned 1.16), equal on the same batch; TRL's
+KL term is this one with ``use_bias_correction_kl=False`` (its default multiplies it by ρ, which is 1 on-policy).
 """
 
 from __future__ import annotations
