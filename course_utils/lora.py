@@ -13,6 +13,7 @@ the base model with the adapters switched off *is* the reference, so no second c
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 
@@ -62,7 +63,9 @@ def lora_model(model, r: int = 8, alpha: float = 16.0, target_modules=GPT2_TARGE
         raise ValueError(f"lora_model: the model has no modules named {missing}; GPT-2's are {list(GPT2_TARGETS)}")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                         fan_in_fan_out=type(model).__name__.startswith("GPT2"), bias="none")
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # peft 0.21 calls a method that transformers 5.23 has renamed; nothing the course can act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         torch.manual_seed(seed)
         return get_peft_model(copy.deepcopy(model), config)
 
