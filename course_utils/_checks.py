@@ -208,3 +208,12 @@ def distribution(where: str, name: str, value, atol: float = DISTRIBUTION_ATOL, 
         raise ValueError(f"{where}: {name}{f'[{row}]' if p.ndim == 2 else ''} sums to {sums[row]:.6g}, not 1 "
                          f"(within {atol:g}); a probability vector's entries must sum to 1")
     return p
+
+
+def vectors(where: str, names, *values) -> None:
+    """Floating ``[B]`` tensors of one length ``B >= 1``, finite: the per-example inputs of a loss."""
+    for name, value in zip(names, values):
+        finite(where, name, tensor(where, name, value, dims=1, floating=True))
+    if len({tuple(v.shape) for v in values}) != 1 or values[0].numel() == 0:
+        raise ValueError(f"{where}: {', '.join(names)} must all be [B] with one B >= 1, got shapes "
+                         f"{[tuple(v.shape) for v in values]}")

@@ -33,19 +33,11 @@ DESIRABLE_ABOVE = 0   # a single rating > 0 is a thumbs-up, < 0 a thumbs-down; 0
 _KL = "KL_"
 
 
-def _check_flat(where: str, names, *values) -> None:
-    for name, value in zip(names, values):
-        _checks.finite(where, name, _checks.tensor(where, name, value, dims=1, floating=True))
-    if len({tuple(v.shape) for v in values}) != 1 or values[0].numel() == 0:
-        raise ValueError(f"{where}: {', '.join(names)} must all be [B] with one B >= 1, got shapes "
-                         f"{[tuple(v.shape) for v in values]}")
-
-
 def kto_reference_point(policy_kl_logps, ref_kl_logps) -> torch.Tensor:
     """z0, KTO's reference point: max(0, mean_i [log π_θ(y'_i|x_i) - log π_ref(y'_i|x_i)]) over the batch's
     mismatched pairs (x_i, y'_i), detached (no gradient flows through z0, as in the paper and TRL).
     [B], [B] -> 0-dim tensor. The mean of log-ratios estimates KL(π_θ ‖ π_ref), which cannot be negative."""
-    _check_flat("kto_reference_point", ("policy_kl_logps", "ref_kl_logps"), policy_kl_logps, ref_kl_logps)
+    _checks.vectors("kto_reference_point", ("policy_kl_logps", "ref_kl_logps"), policy_kl_logps, ref_kl_logps)
     return (policy_kl_logps - ref_kl_logps).mean().clamp(min=0).detach()
 
 
@@ -58,7 +50,7 @@ def kto_loss(policy_logps, ref_logps, desirable, z0, beta: float = 0.1, desirabl
     policy_logps, ref_logps: [B] (summed over response tokens); desirable: [B] bool (True: thumbs-up);
     z0: the reference point (``kto_reference_point``), a number or 0-dim tensor >= 0. Returns [B]; the batch loss
     is its ``.mean()`` (TRL's). Each term lies in [0, λ]: a loss that saturates, unlike DPO's."""
-    _check_flat("kto_loss", ("policy_logps", "ref_logps"), policy_logps, ref_logps)
+    _checks.vectors("kto_loss", ("policy_logps", "ref_logps"), policy_logps, ref_logps)
     if not torch.is_tensor(desirable) or desirable.dtype != torch.bool or desirable.shape != policy_logps.shape:
         raise TypeError(f"kto_loss: desirable must be a bool tensor of shape {tuple(policy_logps.shape)} "
                         f"(True for a thumbs-up), got {desirable.dtype if torch.is_tensor(desirable) else type(desirable).__name__}")

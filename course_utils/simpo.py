@@ -24,14 +24,6 @@ from . import _checks
 from .dpo import _PAIR_KEYS, _check_batch, _pair_logps
 
 
-def _check_pairs(where: str, names, *values) -> None:
-    for name, value in zip(names, values):
-        _checks.finite(where, name, _checks.tensor(where, name, value, dims=1, floating=True))
-    if len({tuple(v.shape) for v in values}) != 1 or values[0].numel() == 0:
-        raise ValueError(f"{where}: {', '.join(names)} must all be [B] with one B >= 1, got shapes "
-                         f"{[tuple(v.shape) for v in values]}")
-
-
 def simpo_loss(policy_chosen_logps, policy_rejected_logps, chosen_lengths, rejected_lengths, beta: float = 2.0,
                gamma: float = 1.0) -> torch.Tensor:
     """The SimPO loss of each pair (Meng et al. 2024, eq. 6):
@@ -43,7 +35,7 @@ def simpo_loss(policy_chosen_logps, policy_rejected_logps, chosen_lengths, rejec
     [B]. β scales the average log-probability (the paper uses 2 to 2.5), γ >= 0 is the target margin; at γ = 0
     and lengths of 1 it is DPO's loss with the reference's log-probs set to 0."""
     names = ("policy_chosen_logps", "policy_rejected_logps", "chosen_lengths", "rejected_lengths")
-    _check_pairs("simpo_loss", names, policy_chosen_logps, policy_rejected_logps,
+    _checks.vectors("simpo_loss", names, policy_chosen_logps, policy_rejected_logps,
                  chosen_lengths.to(policy_chosen_logps) if torch.is_tensor(chosen_lengths) else chosen_lengths,
                  rejected_lengths.to(policy_chosen_logps) if torch.is_tensor(rejected_lengths) else rejected_lengths)
     for name, value in (("chosen_lengths", chosen_lengths), ("rejected_lengths", rejected_lengths)):
