@@ -28,6 +28,7 @@ HELD["04_reinforce_rloo_grpo"] = 10
 HELD["03_best_of_n_and_rejection_sampling"] = 10
 HELD["07_dpo"] = 10
 HELD["00_setup_and_data"] = 10
+HELD["05_ppo"] = 10
 MIN_TAGS = 10
 
 
