@@ -48,7 +48,7 @@ RUNS_DIR_VARIABLE = "COURSE_RUNS_DIR"
 # included) on the 2-core CPU machine, per profile: cpu as committed (notebook metadata, course.seconds;
 # tests/test_runs_dir.py checks them), smoke under `make test`. The gpu profile has not been timed.
 NOTEBOOK_SECONDS = {"01": {"smoke": 89, "cpu": 202}, "02": {"smoke": 71, "cpu": 69}, "03": {"smoke": 61, "cpu": 417},
-                    "04": {"smoke": 43, "cpu": 110}, "05": {"smoke": 27, "cpu": 62}, "07": {"smoke": 39, "cpu": 293},
+                    "04": {"smoke": 43, "cpu": 110}, "05": {"smoke": 27, "cpu": 158}, "07": {"smoke": 39, "cpu": 293},
                     "08": {"smoke": 38, "cpu": 205}}
 SFT_MAX_LENGTH = 96       # notebook 01: prompt (21 tokens) + response + end
 # notebook 02's reward model, per profile: tokens per text (prompt + response; smoke truncates the longest
