@@ -24,6 +24,31 @@ from .training import TrainConfig, train
 SAMPLING_SEED = 1000   # round k samples with seed SAMPLING_SEED + seed (notebook 03: 1000 + k)
 
 
+def keep_top_k(rewards, finished, samples_per_prompt: int, k: int = 1) -> np.ndarray:
+    """RAFT's filter (Dong et al. 2023: sample, rank by reward, keep the best, fine-tune): what to fine-tune on.
+
+    rewards [N] (numbers), finished [N] (bools), N = prompts × ``samples_per_prompt``, each prompt's samples
+    consecutive -> [N] bool: True for each prompt's ``k`` highest-reward *finished* samples. An unfinished
+    sample is never kept, so a prompt with fewer than ``k`` finished samples keeps those it has. Among equal
+    rewards the earlier sample wins."""
+    where = "keep_top_k"
+    rewards = np.asarray(_checks.finite(where, "rewards", np.asarray(rewards, dtype=float)))
+    finished = np.asarray(finished)
+    if rewards.ndim != 1 or finished.shape != rewards.shape or finished.dtype != bool:
+        raise ValueError(f"{where}: rewards and finished must be [N] arrays of one length, finished of bools; "
+                         f"got shapes {rewards.shape} and {finished.shape} (finished {finished.dtype})")
+    m = _checks.integer(where, "samples_per_prompt", samples_per_prompt, minimum=1)
+    _checks.integer(where, "k", k, minimum=1)
+    if len(rewards) % m or k > m:
+        raise ValueError(f"{where}: rewards has {len(rewards)} entries for samples_per_prompt={m} and k={k}; "
+                         f"N must be a multiple of samples_per_prompt, and k at most samples_per_prompt")
+    ranked = np.where(finished, rewards, -np.inf).reshape(-1, m)
+    top = np.argsort(-ranked, axis=-1, kind="stable")[:, :k]
+    keep = np.zeros(ranked.shape, dtype=bool)
+    np.put_along_axis(keep, top, True, axis=-1)
+    return keep.reshape(-1) & finished
+
+
 def raft_step(policy, reward_model, tokenizer, prompts, samples_per_prompt: int = 8, max_new_tokens: int = 64,
               lr: float = 3e-4, max_length: int = 96):
     """One RAFT round, as a ``step`` for ``rl.train_rl`` with ``models={"policy": policy}``:
@@ -64,11 +89,10 @@ def raft_step(policy, reward_model, tokenizer, prompts, samples_per_prompt: int 
         out = generate(policy, tokenizer, expanded, max_new_tokens=max_new_tokens, temperature=1.0,
                        seed=SAMPLING_SEED + seed)
         reward = score_responses(reward_model, tokenizer, expanded, out["responses"])
-        finished = np.array(out["finished"])
-        best = np.where(finished, reward, -np.inf).reshape(-1, samples_per_prompt).argmax(-1)
-        best = best + samples_per_prompt * np.arange(len(prompts))
+        finished = np.array(out["finished"], dtype=bool)
+        best = np.flatnonzero(keep_top_k(reward, finished, samples_per_prompt))
         kept = [{"prompt": expanded[i], "completion": out["responses"][i]} for i in best
-                if finished[i] and out["responses"][i].strip()]
+                if out["responses"][i].strip()]
         if not kept:
             raise ValueError("raft_step: no prompt has a finished, non-empty response to keep; raise max_new_tokens")
         rows = encode_sft_dataset(tokenizer, kept, max_length)
