@@ -6,9 +6,21 @@ KL(π ‖ π_ref) = E_{y~π}[log π(y|x) - log π_ref(y|x)], estimated by the me
 log-ratio over responses sampled from π (Schulman's "k1" estimator: unbiased, can be
 negative on a small sample). Each response is scored as it was generated: with its
 end token if the model ended it, without one if it ran out of tokens.
+
+A trained policy is evaluated once per setting: ``stored_evaluation`` keeps ``evaluate_policy``'s result beside
+the run (``<run>/evaluations/<key>.json``), keyed by the setting, the policy's weights and the judge, and every
+later call with the same ones reads it. ``evaluation_line`` prints one line per stored evaluation, so that a
+test can check that the same policy shows the same numbers in every notebook.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import weakref
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -194,3 +206,146 @@ def evaluate_policy(model, reference, tokenizer, judge, domains, seed: int = 123
         out["reward"] = score_responses(reward_model, tokenizer, prompts, out["responses"])
     out["words"] = np.array([len(r.split()) for r in out["responses"]])
     return out
+
+
+# ---------------------------------------------------------------- one evaluation per policy and setting
+
+EVAL_SEED = 12345   # the course's evaluation seed: fresh samples that no training step used
+_LISTS = {"prompts": str, "domains": str, "responses": str, "finished": bool, "judge": float, "log_ratio": float,
+          "reward": float, "words": int}
+# texts the judge scores to fingerprint what it does (a change in its code or files changes their scores)
+_JUDGE_PROBES = (("A warm, funny and moving film.", "movie"), ("worst purchase ever , it broke in a day", "product"),
+                 ("great great great great :) :)", "tweet"), ("The council's plan is careful and fair.", "editorial"))
+_judge_fingerprints = weakref.WeakKeyDictionary()
+
+
+def _weights(model) -> str:
+    from .training import _digest
+    return _digest(dict(model.state_dict()))
+
+
+def judge_fingerprint(judge) -> str:
+    """A digest of what the judge is: its weights, its sentiment model, and its scores of a few fixed texts (so
+    that a change in its files or in its scoring code gives another fingerprint). Computed once per judge."""
+    from .judge import Judge
+    from .training import _digest
+    if not isinstance(judge, Judge):
+        raise TypeError(f"judge_fingerprint: judge must be a judge.Judge (Judge.load()), got {type(judge).__name__}")
+    if judge not in _judge_fingerprints:
+        texts, domains = zip(*_JUDGE_PROBES)
+        probes = np.round(np.asarray(judge.score(list(texts), domains=list(domains))["score"], dtype=float), 6)
+        _judge_fingerprints[judge] = _digest(_weights(judge.model), vars(judge.sentiment), probes.tolist())
+    return _judge_fingerprints[judge]
+
+
+def _payload_digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _decoded(payload: dict) -> dict:
+    """The arrays of ``evaluate_policy`` from their stored lists (the same types whether just made or read)."""
+    out = {k: list(payload[k]) for k in ("prompts", "domains", "responses", "finished")}
+    out.update({k: np.asarray(payload[k], dtype=float) for k in ("judge", "log_ratio", "reward") if k in payload})
+    out["words"] = np.asarray(payload["words"], dtype=int)
+    out.update(run=payload["run"], setting=payload["setting"], policy=payload["policy"], judge_id=payload["judge_id"],
+               key=payload["key"])
+    return out
+
+
+def _read(file: Path, expected: dict) -> dict:
+    """The stored evaluation in ``file``, refused with a clear error when damaged or not the one expected."""
+    def refuse(why):
+        return ValueError(f"stored_evaluation: {file} is damaged ({why}); delete it, and the next call evaluates "
+                          "the policy again")
+    try:
+        stored = json.loads(file.read_text())
+        payload, digest = stored["payload"], stored["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise refuse(f"not a stored evaluation: {type(err).__name__}") from None
+    if not isinstance(payload, dict) or _payload_digest(payload) != digest:
+        raise refuse("its checksum does not match its contents")
+    for name, value in expected.items():
+        if payload.get(name) != value:
+            raise refuse(f"it holds {name} {payload.get(name)!r:.80}, expected {value!r:.80}")
+    n = len(payload.get("prompts", ()))
+    for name, kind in _LISTS.items():
+        if name in payload and (len(payload[name]) != n or not all(isinstance(v, kind) for v in payload[name])):
+            raise refuse(f"its {name} are not {n} values of type {kind.__name__}")
+    return payload
+
+
+def stored_evaluation(run, model, reference, tokenizer, judge, domains, seed: int = EVAL_SEED,
+                      max_new_tokens: int = 64, reward_model=None, batch_size: int = 64) -> dict:
+    """``evaluate_policy(model, reference, tokenizer, judge, domains, seed, max_new_tokens, reward_model,
+    batch_size)``, made once and stored beside the run: in ``<run>/evaluations/<key>.json``, ``run`` the policy's
+    run folder (``runs.run_of(model)`` for a policy a loader returned). A later call with the same setting, the
+    same weights and the same judge reads that file and samples nothing, so every notebook that reports the
+    policy shows the same numbers.
+
+    The key is a digest of the setting (``domains``, ``seed``, ``max_new_tokens``, ``batch_size``, the device,
+    the weights of ``reference`` and ``reward_model``), of ``model``'s weights and of the judge
+    (``judge_fingerprint``): another setting, a retrained policy or a changed judge gets a new evaluation, never
+    a stale one. The file is written atomically, with a checksum that is verified on every read (a damaged file
+    is refused with a ``ValueError`` that names it).
+
+    Returns ``evaluate_policy``'s dict (lists and float arrays, the same whether made or read) with ``run``
+    (the folder's name), ``setting``, ``policy`` and ``judge_id`` (digests) and ``key`` added."""
+    from .judge import Judge
+    from .data import DOMAINS
+    if not isinstance(run, (str, os.PathLike)) or not str(run).strip():
+        raise TypeError(f"stored_evaluation: run must be the policy's run folder (a path; runs.run_of(model)), "
+                        f"got {run!r:.60}")
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"stored_evaluation: run={str(run)!r} is not a folder; pass the folder of the "
+                                "policy's run (runs.run_of(model) for a policy a loader returned)")
+    _checks.model("stored_evaluation", "model", model)
+    _checks.model("stored_evaluation", "reference", reference)
+    _checks.tokenizer("stored_evaluation", "tokenizer", tokenizer)
+    if not isinstance(judge, Judge):
+        raise TypeError(f"stored_evaluation: judge must be a judge.Judge (Judge.load()), got {type(judge).__name__}")
+    if isinstance(domains, str) or not isinstance(domains, (list, tuple)) or not domains:
+        raise TypeError(f"stored_evaluation: domains must be a non-empty list of domain names, got {domains!r:.60}")
+    unknown = sorted({str(d) for d in domains if d not in DOMAINS})
+    if unknown:
+        raise ValueError(f"stored_evaluation: domains must be among {list(DOMAINS)}, got {unknown}")
+    _checks.integer("stored_evaluation", "seed", seed, minimum=0)
+    _checks.integer("stored_evaluation", "max_new_tokens", max_new_tokens, minimum=1)
+    _checks.integer("stored_evaluation", "batch_size", batch_size, minimum=1)
+    if reward_model is not None:
+        _checks.model("stored_evaluation", "reward_model", reward_model)
+    from .training import _digest
+    setting = _digest({"domains": list(domains), "seed": seed, "max_new_tokens": max_new_tokens,
+                       "batch_size": batch_size, "device": next(model.parameters()).device.type,
+                       "reference": _weights(reference),
+                       "reward model": None if reward_model is None else _weights(reward_model)})[:16]
+    expected = {"run": run.name, "setting": setting, "policy": _weights(model)[:16],
+                "judge_id": judge_fingerprint(judge)[:16]}
+    expected["key"] = _digest(expected["setting"], expected["policy"], expected["judge_id"])[:16]
+    file = run / "evaluations" / f"{expected['key']}.json"
+    if file.exists():
+        return _decoded(dict(_read(file, {k: v for k, v in expected.items() if k != "run"}), run=run.name))
+    made = evaluate_policy(model, reference, tokenizer, judge, list(domains), seed=seed,
+                           max_new_tokens=max_new_tokens, reward_model=reward_model, batch_size=batch_size)
+    payload = dict(expected, **{k: [_LISTS[k](v) for v in made[k]] for k in _LISTS if k in made})
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=file.parent, suffix=".tmp", delete=False) as out:
+        json.dump({"sha256": _payload_digest(payload), "payload": payload}, out)
+    os.replace(out.name, file)
+    return _decoded(payload)
+
+
+def evaluation_line(evaluation: dict) -> str:
+    """One line that names a stored evaluation and its headline numbers, for a notebook to print:
+
+        evaluation <run> <setting>: policy <digest>, judged by <digest>: judge +0.123, KL 1.234 nats, proxy +0.456, n 400
+
+    ``tests/test_one_number_per_policy.py`` reads these lines in every committed notebook: one run (its name less
+    the notebook's number) and one setting must show one line everywhere."""
+    if not isinstance(evaluation, dict) or not {"run", "setting", "policy", "judge_id"} <= set(evaluation):
+        raise TypeError("evaluation_line: evaluation must be what stored_evaluation returned (a dict with run, "
+                        f"setting, policy and judge_id), got {type(evaluation).__name__}")
+    proxy = f", proxy {evaluation['reward'].mean():+.3f}" if "reward" in evaluation else ""
+    return (f"evaluation {evaluation['run']} {evaluation['setting']}: policy {evaluation['policy']}, judged by "
+            f"{evaluation['judge_id']}: judge {evaluation['judge'].mean():+.3f}, KL {evaluation['log_ratio'].mean():.3f}"
+            f" nats{proxy}, n {len(evaluation['judge'])}")

@@ -10,6 +10,11 @@ directory, so notebooks can run side by side, and each runs on its own in a fres
 kernel. Before it trains, it says what it trains because the earlier run is missing,
 and how long the notebook that made it took in this profile (``training_note``).
 
+Every policy a loader returns remembers the run folder it came from (``run_of``), where
+``evaluation.stored_evaluation`` keeps its evaluation. ``seed=2, 3, ...`` trains the same
+recipe with another training seed, under the calling notebook's run directory
+(``runs/09-leave-one-out-seed2-cpu``); seed 1 is the earlier notebook's own run.
+
 Where runs live is one setting: ``$COURSE_RUNS_DIR`` (for example a folder on your
 Google Drive in Colab, so that runs outlive the session), else ``runs/`` beside the
 notebook (``runs_root``).
@@ -23,9 +28,12 @@ from __future__ import annotations
 
 import copy
 import os
+import weakref
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+
+import torch
 
 from . import _checks
 from .batching import collate_preference, collate_sft, encode_preference_dataset, encode_sft_dataset
@@ -44,6 +52,7 @@ from .rl import RLConfig, finished_rl_run, train_rl
 from .training import TrainConfig, finished_run, train
 
 RUNS_DIR_VARIABLE = "COURSE_RUNS_DIR"
+_RUN_OF = weakref.WeakKeyDictionary()   # model -> the run folder its loader loaded or trained it in
 # each notebook whose runs the loaders train: the wall-clock time of the whole notebook (its other cells
 # included) on the 2-core CPU machine, per profile: cpu as committed (notebook metadata, course.seconds;
 # tests/test_runs_dir.py checks them), smoke under `make test`. The gpu profile has not been timed.
@@ -100,20 +109,49 @@ def run_dir(notebook: str, name: str, profile) -> Path:
     return runs_root() / f"{notebook}-{name}-{profile.name}"
 
 
+def run_of(model) -> Path:
+    """The run folder of a model that a loader of this module returned: the earlier notebook's run when the
+    loader loaded it from there, else the calling notebook's own (where ``evaluation.stored_evaluation`` keeps
+    its evaluations). A copy of the model is not the run's model, and has none."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"run_of: model must be a model that a loader of course_utils.runs returned, got "
+                        f"{type(model).__name__}")
+    if model not in _RUN_OF:
+        raise ValueError("run_of: model was not returned by a loader of course_utils.runs (a copy, or trained in "
+                         "the notebook's cells); pass its run folder yourself: runs.run_dir(notebook, name, profile)")
+    return _RUN_OF[model]
+
+
+def _from_run(model, folder: Path):
+    _RUN_OF[model] = Path(folder)
+    return model
+
+
+def _check_seed(where: str, seed) -> int:
+    return _checks.integer(where, "seed", seed, minimum=1)
+
+
+def _seeded(name: str, seed: int) -> str:
+    """A run's name for training seed ``seed``: seed 1 is the recipe's own run, seed k its copy seeded k - 1."""
+    return name if seed == 1 else f"{name}-seed{seed}"
+
+
 def _check_profile(where: str, profile):
     if not isinstance(profile, Profile):
         raise TypeError(f"{where}: profile must be a Profile (from get_profile()), got {type(profile).__name__}")
 
 
 def _from_earlier_or_train(profile, model, loss_fn, examples, collate, config, earlier: Path, own: Path):
-    """Load the finished run in ``earlier`` if it matches, else train (resumably) in ``own``, saying so first."""
-    earlier_config = replace(config, checkpoint_dir=str(earlier))
-    if finished_run(model, loss_fn, examples, collate, earlier_config):
-        return train(model, loss_fn, examples, collate, earlier_config)
+    """Load the finished run in ``earlier`` if it matches, else train (resumably) in ``own``, saying so first
+    (``earlier=None``: a run that only ``own`` holds, a seed of notebook 09). Returns the log and the folder used."""
+    if earlier is not None:
+        earlier_config = replace(config, checkpoint_dir=str(earlier))
+        if finished_run(model, loss_fn, examples, collate, earlier_config):
+            return train(model, loss_fn, examples, collate, earlier_config), earlier
     own_config = replace(config, checkpoint_dir=str(own))
-    if not finished_run(model, loss_fn, examples, collate, own_config):
+    if earlier is not None and not finished_run(model, loss_fn, examples, collate, own_config):
         print(training_note(profile, earlier, f"{config.desc} ({config.steps} steps)", earlier.name.split("-")[0]))
-    return train(model, loss_fn, examples, collate, own_config)
+    return train(model, loss_fn, examples, collate, own_config), own
 
 
 def sft_recipe(profile, tokenizer):
@@ -135,9 +173,10 @@ def sft_policy(profile, notebook: str, history: bool = False):
         raise TypeError(f"sft_policy: history must be True or False, got {history!r}")
     model, tokenizer = load_policy(profile.model, profile.device)
     examples, collate, config = sft_recipe(profile, tokenizer)
-    log = _from_earlier_or_train(profile, model, sft_step, examples, collate, config,
-                                 run_dir("01", "sft-masked", profile), run_dir(notebook, "sft", profile))
-    return (model.eval(), tokenizer, log) if history else (model.eval(), tokenizer)
+    log, folder = _from_earlier_or_train(profile, model, sft_step, examples, collate, config,
+                                         run_dir("01", "sft-masked", profile), run_dir(notebook, "sft", profile))
+    _from_run(model.eval(), folder)
+    return (model, tokenizer, log) if history else (model, tokenizer)
 
 
 def _sft_given(where: str, profile, notebook: str, policy, tokenizer):
@@ -185,9 +224,9 @@ def reward_model(profile, notebook: str, policy=None, tokenizer=None, steps: int
     policy, tokenizer = _sft_given("reward_model", profile, notebook, policy, tokenizer)
     model = reward_model_from_policy(policy)
     examples, collate, config = reward_recipe(profile, tokenizer, steps=steps)
-    _from_earlier_or_train(profile, model, reward_step, examples, collate, config,
-                           run_dir("02", name, profile), run_dir(notebook, name, profile))
-    return model.eval(), tokenizer
+    _, folder = _from_earlier_or_train(profile, model, reward_step, examples, collate, config,
+                                       run_dir("02", name, profile), run_dir(notebook, name, profile))
+    return _from_run(model.eval(), folder), tokenizer
 
 
 # notebook 07's DPO run on human preference pairs
@@ -225,34 +264,39 @@ def dpo_pairs(profile, tokenizer, reference, pairs=None):
 DPO_RUN_LOSSES = {"sigmoid": "dpo", "ipo": "ipo"}   # loss type: run name (IPO: τ = DPO_BETA, summed log-ratios)
 
 
-def dpo_recipe(profile, tokenizer, loss_type: str = "sigmoid"):
+def dpo_recipe(profile, tokenizer, loss_type: str = "sigmoid", seed: int = 1):
     """Notebook 07's DPO run: its collate function, config and objective (``dpo_pairs`` gives its examples).
-    ``loss_type="ipo"``: the same run with notebook 07's IPO loss (τ = ``DPO_BETA``, the paper's summed form)."""
+    ``loss_type="ipo"``: the same run with notebook 07's IPO loss (τ = ``DPO_BETA``, the paper's summed form).
+    ``seed``: the training seed (1: notebook 07's run; k: the loop seeded k - 1, another order of the pairs)."""
     _check_profile("dpo_recipe", profile)
     _checks.tokenizer("dpo_recipe", "tokenizer", tokenizer)
     _checks.choice("dpo_recipe", "loss_type", loss_type, DPO_RUN_LOSSES)
+    _check_seed("dpo_recipe", seed)
     steps = DPO_STEPS[profile.name]
     config = TrainConfig(steps=steps, batch_size=DPO_BATCH[profile.name], lr=DPO_LR[profile.name],
-                         warmup_steps=max(1, steps // 10), log_every=5, seed=0,
+                         warmup_steps=max(1, steps // 10), log_every=5, seed=seed - 1,
                          desc=f"{DPO_RUN_LOSSES[loss_type].upper()} (human pairs)")
     return partial(collate_dpo, pad_token_id=tokenizer.pad_token_id), config, dpo_objective(loss_type, DPO_BETA)
 
 
-def dpo_policy(profile, notebook: str, policy=None, tokenizer=None, loss_type: str = "sigmoid"):
+def dpo_policy(profile, notebook: str, policy=None, tokenizer=None, loss_type: str = "sigmoid", seed: int = 1):
     """Notebook 07's DPO policy (trained from the SFT policy on human pairs), in eval mode, with its tokenizer;
     ``policy`` and ``tokenizer``: the SFT policy, if the notebook has it already (it is not changed).
     ``loss_type="ipo"``: the same recipe with the IPO loss (``dpo_recipe``), under ``runs/<notebook>-ipo-<profile>``
-    (notebook 07 trains IPO only on its small set of pairs, so there is no earlier run to load)."""
+    (notebook 07 trains IPO only on its small set of pairs, so there is no earlier run to load).
+    ``seed``: the training seed (``dpo_recipe``); seeds above 1 are trained under ``runs/<notebook>-dpo-seed<k>-...``."""
     _checks.choice("dpo_policy", "loss_type", loss_type, DPO_RUN_LOSSES)
-    name = DPO_RUN_LOSSES[loss_type]
+    _check_seed("dpo_policy", seed)
+    name = _seeded(DPO_RUN_LOSSES[loss_type], seed)
     run_dir(notebook, name, profile)
     policy, tokenizer = _sft_given("dpo_policy", profile, notebook, policy, tokenizer)
     model = without_dropout(copy.deepcopy(policy))
     examples = dpo_pairs(profile, tokenizer, model)
-    collate, config, objective = dpo_recipe(profile, tokenizer, loss_type)
-    _from_earlier_or_train(profile, model, objective, examples, collate, config,
-                           run_dir("07", name, profile), run_dir(notebook, name, profile))
-    return model.eval(), tokenizer
+    collate, config, objective = dpo_recipe(profile, tokenizer, loss_type, seed)
+    _, folder = _from_earlier_or_train(profile, model, objective, examples, collate, config,
+                                       run_dir("07", name, profile) if seed == 1 else None,
+                                       run_dir(notebook, name, profile))
+    return _from_run(model.eval(), folder), tokenizer
 
 
 # notebook 03's reward-ranked fine-tuning: rounds, prompts per instruction per round, samples per prompt
@@ -262,39 +306,45 @@ RAFT_PROMPTS = {"smoke": 8, "cpu": 32, "gpu": 32}
 RAFT_SAMPLES = 8
 
 
-def raft_recipe(profile):
+def raft_recipe(profile, seed: int = 1):
     """Notebook 03's RAFT run: its prompts (every instruction ``RAFT_PROMPTS`` times, in ``DOMAINS`` order),
     loop config (one iteration per round) and the settings of ``raft.raft_step``. In the ``smoke`` profile only
-    the first of notebook 03's two rounds."""
+    the first of notebook 03's two rounds. ``seed``: the training seed (1: notebook 03's; k: seeded k - 1)."""
     _check_profile("raft_recipe", profile)
+    _check_seed("raft_recipe", seed)
     prompts = [format_prompt(INSTRUCTIONS[d]) for d in DOMAINS for _ in range(RAFT_PROMPTS[profile.name])]
-    config = RLConfig(iterations=RAFT_ROUNDS[profile.name], prompts_per_iteration=len(prompts), seed=0,
+    config = RLConfig(iterations=RAFT_ROUNDS[profile.name], prompts_per_iteration=len(prompts), seed=seed - 1,
                       checkpoint_every=1, desc="RAFT")
     settings = dict(samples_per_prompt=RAFT_SAMPLES, max_new_tokens=profile.max_new_tokens, lr=profile.lr,
                     max_length=SFT_MAX_LENGTH)
     return prompts, config, settings
 
 
-def raft_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None, history: bool = False):
+def raft_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None, history: bool = False,
+                seed: int = 1):
     """Notebook 03's RAFT policy (its rounds, seeds and settings: ``raft_recipe``), in eval mode (with
     ``history=True``: the policy and one dict of metrics per round).
 
     ``policy``/``tokenizer``/``reward``: the SFT policy, its tokenizer and notebook 02's reward model, if the
     notebook has them already (all three, or none; none is changed). Notebook 03 runs its rounds in its own
     cells and saves nothing, so the run is trained (resumably, a checkpoint per round) under ``notebook``'s own
-    run directory, and loaded from there when it is finished."""
-    run_dir(notebook, "raft", profile)
+    run directory, and loaded from there when it is finished. ``seed``: the training seed (``raft_recipe``),
+    seeds above 1 under ``runs/<notebook>-raft-seed<k>-<profile>``."""
+    _check_seed("raft_policy", seed)
+    name = _seeded("raft", seed)
+    run_dir(notebook, name, profile)
     if not isinstance(history, bool):
         raise TypeError(f"raft_policy: history must be True or False, got {history!r}")
     policy, tokenizer, reward = _sft_and_reward("raft_policy", profile, notebook, policy, tokenizer, reward)
     trained = copy.deepcopy(policy)
-    prompts, config, settings = raft_recipe(profile)
+    prompts, config, settings = raft_recipe(profile, seed)
     step = raft_step(trained, reward, tokenizer, prompts, **settings)
     run = _rl_from_earlier_or_own(profile, {"policy": trained}, step, prompts, config, {},
-                                  {"reward_model": reward}, run_dir("03", "raft", profile),
-                                  run_dir(notebook, "raft", profile))
+                                  {"reward_model": reward}, run_dir("03", "raft", profile) if seed == 1 else None,
+                                  run_dir(notebook, name, profile))
     log = train_rl({"policy": trained}, step, prompts, run, frozen={"reward_model": reward})
-    return (trained.eval(), log) if history else trained.eval()
+    _from_run(trained.eval(), Path(run.checkpoint_dir))
+    return (trained, log) if history else trained
 
 
 # notebook 08's ORPO run: from the base model, in one stage, on notebook 07's human pairs (``encoded_pairs``)
@@ -329,32 +379,35 @@ def orpo_policy(profile, notebook: str, policy=None, tokenizer=None):
     _checks.tokenizer("orpo_policy", "tokenizer", tokenizer)
     model = without_dropout(copy.deepcopy(policy))
     collate, config, objective = orpo_recipe(profile, tokenizer)
-    _from_earlier_or_train(profile, model, objective, encoded_pairs(profile, tokenizer), collate, config,
-                           run_dir("08", "orpo", profile), run_dir(notebook, "orpo", profile))
-    return model.eval(), tokenizer
+    _, folder = _from_earlier_or_train(profile, model, objective, encoded_pairs(profile, tokenizer), collate, config,
+                                       run_dir("08", "orpo", profile), run_dir(notebook, "orpo", profile))
+    return _from_run(model.eval(), folder), tokenizer
 
 
-def policy_gradient_recipe(profile, method: str):
+def policy_gradient_recipe(profile, method: str, seed: int = 1):
     """Notebook 04's REINFORCE run with the baseline ``method`` (``policy_gradient.ADVANTAGES``):
-    its prompts, loop config and the settings of ``policy_gradient.reinforce_step``."""
+    its prompts, loop config and the settings of ``policy_gradient.reinforce_step``.
+    ``seed``: the training seed (1: notebook 04's run; k: the loop seeded k - 1, other samples)."""
     _check_profile("policy_gradient_recipe", profile)
     _checks.choice("policy_gradient_recipe", "method", method, ADVANTAGES)
+    _check_seed("policy_gradient_recipe", seed)
     prompts = [format_prompt(INSTRUCTIONS[d]) for d in DOMAINS]
     config = RLConfig(iterations=PG_ITERATIONS[profile.name], prompts_per_iteration=len(prompts), lr=PG_LR,
-                      seed=0, checkpoint_every=5, desc=f"REINFORCE ({method.replace('_', ' ')})")
+                      seed=seed - 1, checkpoint_every=5, desc=f"REINFORCE ({method.replace('_', ' ')})")
     settings = dict(method=method, group_size=PG_GROUP[profile.name], beta=PG_BETA, max_new_tokens=PG_MAX_NEW_TOKENS)
     return prompts, config, settings
 
 
 def _rl_from_earlier_or_own(profile, models, step, prompts, config, state, frozen, earlier: Path, own: Path):
     """The config of the RL run to load or resume: ``earlier`` if finished and matching, else ``own`` (having said
-    what it trains, unless ``own`` is finished already)."""
+    what it trains, unless ``own`` is finished already; ``earlier=None``: only ``own``, a seed of notebook 09)."""
     for folder in (earlier, own):
         run = replace(config, checkpoint_dir=str(folder))
-        if finished_rl_run(models, step, prompts, run, dict(state), frozen):
+        if folder is not None and finished_rl_run(models, step, prompts, run, dict(state), frozen):
             return run
-    print(training_note(profile, earlier, f"{config.desc} ({config.iterations} iterations)",
-                        earlier.name.split("-")[0]))
+    if earlier is not None:
+        print(training_note(profile, earlier, f"{config.desc} ({config.iterations} iterations)",
+                            earlier.name.split("-")[0]))
     return run
 
 
@@ -369,29 +422,33 @@ def _sft_and_reward(where: str, profile, notebook: str, policy, tokenizer, rewar
 
 
 def policy_gradient_policy(profile, notebook: str, method: str, policy=None, tokenizer=None, reward=None,
-                           history: bool = False):
+                           history: bool = False, seed: int = 1):
     """Notebook 04's policy trained with REINFORCE and the baseline ``method``, in eval mode
     (with ``history=True``: the policy and the run's history, one dict per iteration).
 
     ``policy``/``tokenizer``/``reward``: the SFT policy (the reference), its tokenizer and
     notebook 02's reward model, if the notebook has them already (all three, or none).
-    Loaded from notebook 04's finished run when it matches, else trained under ``notebook``'s own run."""
+    Loaded from notebook 04's finished run when it matches, else trained under ``notebook``'s own run.
+    ``seed``: the training seed (``policy_gradient_recipe``); seeds above 1 are trained under
+    ``runs/<notebook>-<method>-seed<k>-<profile>``."""
     _checks.choice("policy_gradient_policy", "method", method, ADVANTAGES)
-    run_dir(notebook, method.replace("_", "-"), profile)
+    _check_seed("policy_gradient_policy", seed)
+    name = _seeded(method.replace("_", "-"), seed)
+    run_dir(notebook, name, profile)
     if not isinstance(history, bool):
         raise TypeError(f"policy_gradient_policy: history must be True or False, got {history!r}")
     policy, tokenizer, reward = _sft_and_reward("policy_gradient_policy", profile, notebook, policy, tokenizer,
                                                 reward)
     trained = copy.deepcopy(policy)
-    prompts, config, settings = policy_gradient_recipe(profile, method)
+    prompts, config, settings = policy_gradient_recipe(profile, method, seed)
     step = reinforce_step(trained, policy, reward, tokenizer, **settings)
     state = {"baseline": 0.0} if method == "moving_average" else {}
     models, frozen = {"policy": trained}, {"reference": policy, "reward_model": reward}
     run = _rl_from_earlier_or_own(profile, models, step, prompts, config, state, frozen,
-                                  run_dir("04", method.replace("_", "-"), profile),
-                                  run_dir(notebook, method.replace("_", "-"), profile))
+                                  run_dir("04", name, profile) if seed == 1 else None, run_dir(notebook, name, profile))
     log = train_rl(models, step, prompts, run, state, frozen)
-    return (trained.eval(), log) if history else trained.eval()
+    _from_run(trained.eval(), Path(run.checkpoint_dir))
+    return (trained, log) if history else trained
 
 
 # notebook 05's PPO run: the same instructions, samples per iteration, learning rate, initial β and response
@@ -401,29 +458,34 @@ PPO_SETTINGS = dict(kl_target=1.0, horizon=1000, gamma=1.0, lam=0.95, clip=0.2, 
                     entropy_coef=0.0, epochs=2, minibatches=2, max_new_tokens=PG_MAX_NEW_TOKENS)
 
 
-def ppo_recipe(profile):
+def ppo_recipe(profile, seed: int = 1):
     """Notebook 05's PPO run: its prompts, loop config, the settings of ``ppo.ppo_step`` and the initial
-    state (the KL coefficient β, which the adaptive controller then moves)."""
+    state (the KL coefficient β, which the adaptive controller then moves). ``seed``: the training seed
+    (1: notebook 05's run; k: the loop seeded k - 1)."""
     _check_profile("ppo_recipe", profile)
+    _check_seed("ppo_recipe", seed)
     prompts = [format_prompt(INSTRUCTIONS[d]) for d in DOMAINS]
     config = RLConfig(iterations=PPO_ITERATIONS[profile.name], prompts_per_iteration=len(prompts), lr=PG_LR,
-                      seed=0, checkpoint_every=5, desc="PPO")
+                      seed=seed - 1, checkpoint_every=5, desc="PPO")
     return prompts, config, dict(PPO_SETTINGS, samples_per_prompt=PG_GROUP[profile.name]), {"beta": PG_BETA}
 
 
-def ppo_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None):
+def ppo_policy(profile, notebook: str, policy=None, tokenizer=None, reward=None, seed: int = 1):
     """Notebook 05's policy trained with PPO (and its value model), in eval mode: ``(policy, value_model)``.
 
     ``policy``/``tokenizer``/``reward``: the SFT policy (the reference), its tokenizer and notebook 02's
     reward model (the value model starts as its copy), if the notebook has them already (all three, or none).
-    Loaded from notebook 05's finished run when it matches, else trained under ``notebook``'s own run."""
-    run_dir(notebook, "ppo", profile)
+    Loaded from notebook 05's finished run when it matches, else trained under ``notebook``'s own run.
+    ``seed``: the training seed (``ppo_recipe``); seeds above 1 under ``runs/<notebook>-ppo-seed<k>-<profile>``."""
+    _check_seed("ppo_policy", seed)
+    name = _seeded("ppo", seed)
+    run_dir(notebook, name, profile)
     policy, tokenizer, reward = _sft_and_reward("ppo_policy", profile, notebook, policy, tokenizer, reward)
     trained, critic = copy.deepcopy(policy), copy.deepcopy(reward)
-    prompts, config, settings, state = ppo_recipe(profile)
+    prompts, config, settings, state = ppo_recipe(profile, seed)
     step = ppo_step(trained, critic, policy, reward, tokenizer, **settings)
     models, frozen = {"policy": trained, "value": critic}, {"reference": policy, "reward_model": reward}
     run = _rl_from_earlier_or_own(profile, models, step, prompts, config, state, frozen,
-                                  run_dir("05", "ppo", profile), run_dir(notebook, "ppo", profile))
+                                  run_dir("05", "ppo", profile) if seed == 1 else None, run_dir(notebook, name, profile))
     train_rl(models, step, prompts, run, state, frozen)
-    return trained.eval(), critic.eval()
+    return _from_run(trained.eval(), Path(run.checkpoint_dir)), critic.eval()
