@@ -1,5 +1,5 @@
-"""Bad input to the evaluation store (evaluation.stored_evaluation, evaluation_line, judge_fingerprint) and to
-runs.run_of: a clear error at the door, naming the argument, and nothing written."""
+"""Bad input to the evaluation store (evaluation.stored_evaluation, evaluation_line, judge_fingerprint), to the
+paired bootstrap and to runs.run_of: a clear error at the door, naming the argument, and nothing written."""
 
 import functools
 import hashlib
@@ -49,6 +49,16 @@ CASES = [
          "evaluation"),
     Case("evaluation.evaluation_line", lambda: evaluation.evaluation_line("RLOO"), TypeError, "evaluation"),
     Case("evaluation.judge_fingerprint", lambda: evaluation.judge_fingerprint("judge"), TypeError, "judge"),
+    Case("evaluation.paired_bootstrap_ci", lambda: evaluation.paired_bootstrap_ci([1.0, 2.0, 3.0], [1.0, 2.0]),
+         ValueError, "paired"),
+    Case("evaluation.paired_bootstrap_ci", lambda: evaluation.paired_bootstrap_ci(["a", "b"], [0.0, 1.0]), TypeError,
+         "values"),
+    Case("evaluation.paired_bootstrap_ci", lambda: evaluation.paired_bootstrap_ci([0.0, 1.0], [0.0, float("nan")]),
+         ValueError, "other"),
+    Case("evaluation.paired_bootstrap_ci", lambda: evaluation.paired_bootstrap_ci([0.0, 1.0], [1.0, 0.0], level=95),
+         ValueError, "level"),
+    Case("evaluation.paired_bootstrap_ci", lambda: evaluation.paired_bootstrap_ci([0.0, 1.0], [1.0, 0.0], n_boot=0),
+         ValueError, "n_boot"),
     Case("runs.run_of", lambda: runs.run_of("runs/04-rloo-cpu"), TypeError, "model"),
     Case("runs.run_of", lambda: runs.run_of(lm()), ValueError, "model.*not returned by a loader"),
 ]
