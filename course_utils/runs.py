@@ -49,7 +49,7 @@ from .profiles import Profile
 from .raft import raft_step
 from .reward_model import reward_model_from_policy, reward_step
 from .rl import RLConfig, finished_rl_run, train_rl
-from .training import TrainConfig, finished_run, train
+from .training import TrainConfig, _digest, finished_run, train
 
 RUNS_DIR_VARIABLE = "COURSE_RUNS_DIR"
 _RUN_OF = weakref.WeakKeyDictionary()   # model -> the run folder its loader loaded or trained it in
@@ -252,13 +252,22 @@ def encoded_pairs(profile, tokenizer, pairs=None):
             if max(len(row["chosen_input_ids"]), len(row["rejected_input_ids"])) <= DPO_MAX_LENGTH]
 
 
+_DPO_PAIRS = {}   # (profile, tokenizer size, reference weights) -> notebook 07's pairs with the reference's log-probs
+
+
 def dpo_pairs(profile, tokenizer, reference, pairs=None):
     """Encoded preference pairs for DPO (``encoded_pairs``) with the reference's log-probs added
-    (``dpo.add_reference_logprobs``); ``pair`` is each row's index in ``pairs``."""
+    (``dpo.add_reference_logprobs``); ``pair`` is each row's index in ``pairs``. Notebook 07's own pairs
+    (``pairs=None``) are computed once per reference (its weights) in a session: DPO, IPO and their seeds share them."""
     _check_profile("dpo_pairs", profile)
     _checks.tokenizer("dpo_pairs", "tokenizer", tokenizer)
     _checks.model("dpo_pairs", "reference", reference)
-    return add_reference_logprobs(reference, encoded_pairs(profile, tokenizer, pairs), tokenizer.pad_token_id)
+    if pairs is not None:
+        return add_reference_logprobs(reference, encoded_pairs(profile, tokenizer, pairs), tokenizer.pad_token_id)
+    key = (profile.name, len(tokenizer), _digest(dict(reference.state_dict())))
+    if key not in _DPO_PAIRS:
+        _DPO_PAIRS[key] = add_reference_logprobs(reference, encoded_pairs(profile, tokenizer), tokenizer.pad_token_id)
+    return [dict(row) for row in _DPO_PAIRS[key]]
 
 
 DPO_RUN_LOSSES = {"sigmoid": "dpo", "ipo": "ipo"}   # loss type: run name (IPO: τ = DPO_BETA, summed log-ratios)

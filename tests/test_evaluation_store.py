@@ -166,3 +166,20 @@ def test_seeds_above_one_are_their_own_runs_of_the_same_recipe(tmp_path, monkeyp
     seeded, _ = runs.dpo_policy(smoke, "09", policy, tokenizer, seed=2)
     assert folders == [(None, tmp_path / "09-dpo-seed2-smoke")]         # no earlier run to load: trained here
     assert runs.run_of(seeded) == tmp_path / "09-dpo-seed2-smoke"
+
+
+def test_dpo_pairs_are_computed_once_per_reference(monkeypatch):
+    smoke, (policy, _, tokenizer) = get_profile("smoke"), models()
+    calls = []
+    monkeypatch.setattr(runs, "_DPO_PAIRS", {})
+    monkeypatch.setattr(runs, "encoded_pairs", lambda profile, tokenizer, pairs=None: [{"pair": 0}, {"pair": 1}])
+    monkeypatch.setattr(runs, "add_reference_logprobs", lambda reference, rows, pad: calls.append(reference) or
+                        [dict(row, ref_chosen_logps=-1.0, ref_rejected_logps=-2.0) for row in rows])
+    first = runs.dpo_pairs(smoke, tokenizer, policy)
+    second = runs.dpo_pairs(smoke, tokenizer, copy.deepcopy(policy))     # the same weights: not computed again
+    assert second == first and second[0] is not first[0] and len(calls) == 1
+    second[0]["pair"] = 7                                                 # a caller's change stays its own
+    assert runs.dpo_pairs(smoke, tokenizer, policy)[0]["pair"] == 0
+    runs.dpo_pairs(smoke, tokenizer, models()[1])                         # another reference: computed
+    runs.dpo_pairs(smoke, tokenizer, policy, pairs=[{"prompt": "p"}])     # pairs of the caller's: always computed
+    assert len(calls) == 3
