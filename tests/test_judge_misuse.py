@@ -8,9 +8,11 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
-from course_utils import degenerate, judge, preferences, train_judge
+from course_utils import judge, preferences
+from course_utils.judge import degenerate
+from course_utils.judge import train as train_judge
 from course_utils.models import load_tokenizer
-from course_utils.sentiment_ridge import SentimentRidge
+from course_utils.judge.sentiment import SentimentRidge
 from misuse import Case
 
 

@@ -17,15 +17,17 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import (bandit, best_of_n, degenerate, dpo, evaluation, generation, grpo, judge, kto, logprobs,
-                          losses, orpo, plots, policy_gradient, ppo, preferences, reward_model, sentiment_ridge, simpo)
+from course_utils import (bandit, best_of_n, dpo, evaluation, generation, grpo, judge, kto, logprobs, losses, orpo,
+                          plots, policy_gradient, ppo, preferences, reward_model, simpo)
+from course_utils.judge import degenerate
+from course_utils.judge import sentiment as sentiment_ridge
 from misuse import Case, lm, model_state, tiny
 
 NAN = float("nan")
 
 # The modules walked. A new module whose functions take such numbers joins this list.
-MODULES = ("bandit", "best_of_n", "degenerate", "dpo", "evaluation", "grpo", "kto", "logprobs", "losses", "orpo",
-           "plots", "policy_gradient", "ppo", "preferences", "reward_model", "sentiment_ridge", "simpo")
+MODULES = ("bandit", "best_of_n", "judge.degenerate", "dpo", "evaluation", "grpo", "kto", "logprobs", "losses", "orpo",
+           "plots", "policy_gradient", "ppo", "preferences", "reward_model", "judge.sentiment", "simpo")
 
 # Parameter names that hold scores, rewards, log-probs, logits, advantages, values or probabilities.
 NUMBERS = re.compile(r"^(p|q|x|pi|pi_ref|kl|baseline|proxy|target|other|values|old_values|returns|logits|advantages"
@@ -70,7 +72,7 @@ VALID = {   # target -> (function, keyword arguments of a valid call)
                                          dict(probs=[0.5, 0.3, 0.2], rewards=[0.0, 2.0, 1.0], n=2)),
     "best_of_n.exact_kl": (best_of_n.exact_kl, dict(p=[0.5, 0.5], q=[0.25, 0.75])),
     "best_of_n.best_of_n_scores": (best_of_n.best_of_n_scores, dict(proxy=[[0.0, 1.0]], target=[[1.0, 0.0]], n=2)),
-    "degenerate.battery": (degenerate.battery, dict(texts=["a fine film", "a dull day"], domains=["movie", "tweet"],
+    "judge.degenerate.battery": (degenerate.battery, dict(texts=["a fine film", "a dull day"], domains=["movie", "tweet"],
                                                     mean_ratings=[2.0, -1.0], per_family=1)),
     **{f"dpo.{name}": (getattr(dpo, name), {k: _pair() for k in LOGPS4})
        for name in ("dpo_loss", "conservative_dpo_loss", "robust_dpo_loss", "ipo_loss", "preference_metrics")},
@@ -132,7 +134,7 @@ VALID = {   # target -> (function, keyword arguments of a valid call)
     "simpo.simpo_loss": (simpo.simpo_loss, dict(policy_chosen_logps=_pair(), policy_rejected_logps=_pair(),
                                                 chosen_lengths=torch.tensor([2, 3]),
                                                 rejected_lengths=torch.tensor([1, 4]))),
-    "sentiment_ridge.SentimentRidge.fit": (sentiment_ridge.SentimentRidge.fit,
+    "judge.sentiment.SentimentRidge.fit": (sentiment_ridge.SentimentRidge.fit,
                                            dict(texts=["good", "bad"], domains=["movie", "movie"],
                                                 ratings=[2.0, -2.0])),
 }
@@ -177,7 +179,7 @@ def walked_doors() -> set[tuple[str, str]]:
 
 def nan_case(target: str, param: str) -> Case:
     fn, kwargs = VALID[target]
-    where = target.split(".", 1)[1]
+    where = target.removeprefix("judge.").split(".", 1)[1]
     if target in ("losses.sft_loss", "logprobs.token_logprobs"):
         names = r"token_logprobs: logits contain NaN"     # checked on the log-probs, not on the [B, T, V] logits
     elif target.startswith("preferences.") and "rating" in param:
@@ -271,7 +273,7 @@ OTHER_CASES = [
     Case("preferences.pairwise_agreement",
          lambda: preferences.pairwise_agreement([0.0, 1.0], np.array([[0.5] * 9, [1 / 9] * 9]), [[0, 1]]),
          ValueError, r"pairwise_agreement: ratings\[0\] sums to 4\.5", id="pairwise_agreement: a bad histogram"),
-    Case("degenerate.battery", lambda: degenerate.battery(["a fine film", "a dull film"], ["movie", "movie"],
+    Case("judge.degenerate.battery", lambda: degenerate.battery(["a fine film", "a dull film"], ["movie", "movie"],
                                                           [2.0, -1.0], per_family=1),
          ValueError, r"battery: the off_domain items need texts of at least two domains", id="battery: one domain"),
     Case("ppo.token_rewards", token_rewards_with_holes, ValueError, r"token_rewards: mask row 0 is \[1, 0, 1, 0\]",

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import sentiment_ridge as sr
+from course_utils.judge import sentiment as sr
 from course_utils.data import DOMAINS
-from course_utils.sentiment_ridge import HASH_BITS, N_LEXICON, SentimentRidge
-from course_utils.sentiment_ridge import _features as features
-from course_utils.sentiment_ridge import _lexicon_features as lexicon_features
+from course_utils.judge.sentiment import HASH_BITS, N_LEXICON, SentimentRidge
+from course_utils.judge.sentiment import _features as features
+from course_utils.judge.sentiment import _lexicon_features as lexicon_features
 
 TEXTS = ["a wonderful film", "a dull film", "sick tune, love it", "this is sick", "what a great day",
          "the plot was bad", "the council met", "prices rose again"]

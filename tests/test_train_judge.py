@@ -6,7 +6,7 @@ import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from course_utils.judge import LABELS, encode
-from course_utils.train_judge import _lead_interval, _length_batches, _make_collate, _make_loss
+from course_utils.judge.train import _lead_interval, _length_batches, _make_collate, _make_loss
 
 
 def test_loss_parts_use_only_their_rows(course_tokenizer):

@@ -1,13 +1,13 @@
 """Rebuild and measure the judge (``course_utils.judge``).
 
-    python -m course_utils.train_judge        # writes course_utils/checkpoints/judge
+    python -m course_utils.judge.train        # writes course_utils/checkpoints/judge
 
 A rebuild script, as ``pretrain`` is: its one public entry point is ``main`` (the
 command line, which argparse checks); the steps below are private to it.
 
 Two parts are fitted, from training-split data only:
 
-- the judge's sentiment, ``sentiment_ridge.SentimentRidge`` fitted to the texts' mean
+- the judge's sentiment, ``sentiment.SentimentRidge`` fitted to the texts' mean
   ratings (half a minute; ``--sentiment-only`` refits it beside an existing transformer);
 - the transformer, which starts from the tiny base's backbone and learns:
 
@@ -45,14 +45,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DOMAINS, load_corpus
+from ..data import DOMAINS, load_corpus
 from .degenerate import TRAIN_FAMILIES, battery, corrupt
-from .judge import (DOMAIN_LABELS, FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, RATING_LABELS, WELL_FORMED_GATE, Judge,
+from . import (DOMAIN_LABELS, FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, RATING_LABELS, REPETITION_ALLOWANCE,
+               REPETITION_WIDTH, WELL_FORMED_GATE, Judge,
                     encode, pad_right, vader_scores)
-from .preferences import (PAIR_SEED, agreement_by_domain, ceiling_by_domain, pairwise_agreement, rating_histograms,
+from ..preferences import (PAIR_SEED, agreement_by_domain, ceiling_by_domain, pairwise_agreement, rating_histograms,
                           same_domain_pairs)
-from .sentiment_ridge import FILE as SENTIMENT_FILE
-from .sentiment_ridge import SentimentRidge
+from .sentiment import FILE as SENTIMENT_FILE
+from .sentiment import SentimentRidge
 
 N_PAIRS = 20_000   # pairs per domain in the shipped measurements
 N_RATINGS = len(RATING_LABELS)
@@ -219,20 +220,24 @@ def _positive_medians(judge: Judge, corpus) -> dict:
 def _battery_results(judge: Judge, corpus, per_family: int = 200, seed: int = 1) -> dict:
     """The degenerate battery made from ``corpus`` (the test split): per family, the share
     of items scoring below their requested domain's real-positive median, and the
-    items' median score; pooled over all families and over the held-out families."""
+    items' median score; pooled over all families, over the held-out families and over
+    the repetition families (held out too), and the lowest family's share."""
     items = battery(list(corpus["text"]), list(corpus["domain"]), list(corpus["mean_rating"]), per_family, seed)
     medians = _positive_medians(judge, corpus)
     scores = judge.score([it["text"] for it in items], domains=[it["domain"] for it in items])["score"]
     below = np.array([s < medians[it["domain"]] for s, it in zip(scores, items)])
     families = np.array([it["family"] for it in items])
     heldout = np.array([it["heldout"] for it in items])
+    repetition = np.array([it["repetition"] for it in items])
     out = {"positive_median": medians, "per_family": {}}
     for f in dict.fromkeys(families.tolist()):
         m = families == f
-        out["per_family"][f] = {"heldout": bool(heldout[m][0]), "below_median": float(below[m].mean()),
-                                "median_score": float(np.median(scores[m]))}
+        out["per_family"][f] = {"heldout": bool(heldout[m][0]), "repetition": bool(repetition[m][0]),
+                                "below_median": float(below[m].mean()), "median_score": float(np.median(scores[m]))}
     out["all"] = float(below.mean())
     out["heldout_families"] = float(below[heldout].mean())
+    out["repetition_families"] = float(below[repetition].mean())
+    out["lowest_family"] = min(r["below_median"] for r in out["per_family"].values())
     return out
 
 
@@ -254,9 +259,10 @@ def _print_table(m: dict):
 
 def _print_battery(b: dict):
     for f, r in b["per_family"].items():
-        print(f"  {f:20s} {'held-out' if r['heldout'] else 'training':9s} below median {r['below_median']:.3f}"
-              f"  median score {r['median_score']:+.2f}")
-    print(f"  all {b['all']:.3f}, held-out families {b['heldout_families']:.3f}; real-positive medians "
+        kind = "repetition" if r["repetition"] else "held-out" if r["heldout"] else "training"
+        print(f"  {f:20s} {kind:10s} below median {r['below_median']:.3f}  median score {r['median_score']:+.2f}")
+    print(f"  all {b['all']:.3f}, held-out families {b['heldout_families']:.3f}, repetition families "
+          f"{b['repetition_families']:.3f}, lowest family {b['lowest_family']:.3f}; real-positive medians "
           + " ".join(f"{d} {v:+.2f}" for d, v in b["positive_median"].items()))
 
 
@@ -265,8 +271,8 @@ def _print_battery(b: dict):
 def main(argv=None):
     from transformers import AutoTokenizer
 
-    from .models import TINY_BASE, save_small
-    from .training import TrainConfig, train
+    from ..models import TINY_BASE, save_small
+    from ..training import TrainConfig, train
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3000)
@@ -403,7 +409,7 @@ def _rebuild_command(parser, args) -> str:
         if k not in skip and v != parser.get_default(k):
             flag = k.replace("_", "-")
             options.append((f"--{flag}" if v else f"--no-{flag}") if isinstance(v, bool) else f"--{flag} {v}")
-    return " ".join(["python -m course_utils.train_judge"] + options)
+    return " ".join(["python -m course_utils.judge.train"] + options)
 
 
 def _measure(path, skip_test: bool = False) -> dict:
@@ -411,7 +417,8 @@ def _measure(path, skip_test: bool = False) -> dict:
     checkpoint, reloaded in fp32, as it ships): agreement and battery on the validation
     split and, unless ``skip_test``, on the test split."""
     judge = Judge.load(path=path)
-    out = {"score": {"floor": FLOOR, "well_formed_gate": WELL_FORMED_GATE, "on_domain_gate": ON_DOMAIN_GATE},
+    out = {"score": {"floor": FLOOR, "well_formed_gate": WELL_FORMED_GATE, "on_domain_gate": ON_DOMAIN_GATE,
+                     "repetition_allowance": REPETITION_ALLOWANCE, "repetition_width": REPETITION_WIDTH},
            "pairs": {"per_domain": N_PAIRS, "seed": PAIR_SEED,
                      "label": "one random rater per text, ties dropped; exact expectation (preferences eq. 2)"}}
     splits = ("validation",) if skip_test else ("validation", "test")

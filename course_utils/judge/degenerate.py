@@ -10,17 +10,23 @@ borrow words). Two sets of families:
   make the held-out battery, from test-split texts, so that the battery measures
   whether the judge learned "not real writing" rather than a list of rules.
 
-The battery also holds ``off_domain`` items: a real positive text of one domain,
-requested as another domain (the judge's domain head must notice).
+- ``REPETITION_FAMILIES`` say a real positive text, or a sentence or phrase of it, again:
+  held out too, and reported apart. The judge measures repetition by what it is
+  (``repetition``), never from these rules.
+
+The battery also holds ``off_domain`` items, a real positive text of one domain requested
+as another domain (the judge's domain head must notice), and ``off_domain_repeat`` items,
+the same said 2 to 3 times.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
-from . import _checks
+from .. import _checks
 
 PUNCTUATION = list("!?.,;:-*#~") + ["!!", "...", "?!", ":)", ":("]
 
@@ -94,7 +100,7 @@ def sentiment_salad(text, rng, pool):
     KL penalty writes to please a sentiment reward. The sentiment words are drawn from
     pool texts, as often as people use them; either sign, so that sentiment itself is
     never the mark of degenerate text."""
-    from .sentiment_ridge import _lexicons
+    from .sentiment import _lexicons
     valence = _lexicons()[0][0]
     sign = 1 if rng.random() < 0.5 else -1
     words = _words(text)
@@ -142,9 +148,48 @@ def word_salad(text, rng, pool):
     return " ".join(str(rng.choice(_words(pool[int(rng.integers(len(pool)))]))) for _ in range(n))
 
 
+# ---------------------------------------------------------------- held-out repetition families
+# Repetition is measured by what it is (``repetition``), never learned from these: they test that property.
+
+def _sentences(text: str) -> list[str]:
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p]
+    return parts or [text.strip() or "good"]
+
+
+@_rule
+def text_repeat(text, rng, pool):
+    """The whole text said 2 to 4 times."""
+    return " ".join([text.strip() or "good"] * int(rng.integers(2, 5)))
+
+
+@_rule
+def sentence_repeat(text, rng, pool):
+    """One sentence of the text said 2 to 4 times where it stands, the rest as it was."""
+    parts = _sentences(text)
+    k = int(rng.integers(len(parts)))
+    return " ".join(parts[:k] + [parts[k]] * int(rng.integers(2, 5)) + parts[k + 1:])
+
+
+@_rule
+def phrase_repeat(text, rng, pool):
+    """A phrase of 2 to 5 consecutive words said 2 to 4 times where it stands, in the text."""
+    words = _words(text)
+    n = int(min(len(words), rng.integers(2, 6)))
+    start = int(rng.integers(0, len(words) - n + 1))
+    return " ".join(words[:start] + words[start:start + n] * int(rng.integers(2, 5)) + words[start + n:])
+
+
+@_rule
+def sentence_echo(text, rng, pool):
+    """The text, then its first or its last sentence once more at the end."""
+    parts = _sentences(text)
+    return " ".join(parts + [parts[0] if rng.random() < 0.5 else parts[-1]])
+
+
 TRAIN_FAMILIES = {f.__name__: f for f in (word_repeat, shuffle_words, truncate, punctuation_string, random_characters,
                                            sentiment_salad)}
 HELDOUT_FAMILIES = {f.__name__: f for f in (phrase_loop, emoji_string, char_noise, word_salad)}
+REPETITION_FAMILIES = {f.__name__: f for f in (text_repeat, sentence_repeat, phrase_repeat, sentence_echo)}
 
 
 def corrupt(texts, families: dict, n: int, seed: int) -> list[dict]:
@@ -165,10 +210,11 @@ def corrupt(texts, families: dict, n: int, seed: int) -> list[dict]:
 
 
 def battery(texts, domains, mean_ratings, per_family: int = 200, seed: int = 1) -> list[dict]:
-    """The held-out battery: ``per_family`` items of every family (training and held-out
-    rules), each made from a random text of ``texts``, requested as that text's domain;
-    plus ``per_family`` ``off_domain`` items: a positive text (mean rating above +1)
-    requested as a random other domain. ``[{"text", "family", "domain", "heldout"}]``."""
+    """The held-out battery: ``per_family`` items of every family, each made from a random
+    text of ``texts`` (a positive one, mean rating above +1, for the repetition families),
+    requested as that text's domain; plus ``per_family`` ``off_domain`` and
+    ``off_domain_repeat`` items: a positive text requested as a random other domain, once
+    and said 2 to 3 times. ``[{"text", "family", "domain", "heldout", "repetition"}]``."""
     if not (len(texts) == len(domains) == len(mean_ratings)):
         raise ValueError("battery: texts, domains and mean_ratings must have the same length")
     _checks.finite("battery", "mean_ratings", np.asarray(mean_ratings, dtype=float))
@@ -177,15 +223,19 @@ def battery(texts, domains, mean_ratings, per_family: int = 200, seed: int = 1) 
                          "text (mean_ratings above +1) to ask for another domain")
     rng = np.random.default_rng(seed)
     texts, domains = list(texts), list(domains)
-    items = []
-    for name, rule in {**TRAIN_FAMILIES, **HELDOUT_FAMILIES}.items():
-        for i in rng.integers(len(texts), size=per_family):
-            items.append({"text": rule(texts[i], rng, texts), "family": name, "domain": domains[i],
-                          "heldout": name in HELDOUT_FAMILIES})
     positive = np.flatnonzero(np.asarray(mean_ratings) > 1)
+    items = []
+    for name, rule in {**TRAIN_FAMILIES, **HELDOUT_FAMILIES, **REPETITION_FAMILIES}.items():
+        sources = rng.choice(positive, size=per_family) if name in REPETITION_FAMILIES \
+            else rng.integers(len(texts), size=per_family)
+        for i in sources:
+            items.append({"text": rule(texts[i], rng, texts), "family": name, "domain": domains[i],
+                          "heldout": name not in TRAIN_FAMILIES, "repetition": name in REPETITION_FAMILIES})
     all_domains = sorted(set(domains))
-    for i in rng.choice(positive, size=per_family):
-        others = [d for d in all_domains if d != domains[i]]
-        items.append({"text": texts[i], "family": "off_domain", "domain": others[int(rng.integers(len(others)))],
-                      "heldout": True})
+    for family, copies in (("off_domain", (1, 2)), ("off_domain_repeat", (2, 4))):
+        for i in rng.choice(positive, size=per_family):
+            others = [d for d in all_domains if d != domains[i]]
+            items.append({"text": " ".join([texts[i]] * int(rng.integers(*copies))), "family": family,
+                          "domain": others[int(rng.integers(len(others)))], "heldout": True,
+                          "repetition": family == "off_domain_repeat"})
     return items

@@ -26,7 +26,7 @@ The weights minimise the ridge objective on the training split's mean ratings,
 solved by conjugate gradients on the normal equations (``fit``). Where the tiny
 transformer judge has to learn every word from 19,005 texts, this model sees every
 n-gram directly, and the lexicons cover words the texts never show: on held-out
-texts it agrees with human labels more often (``train_judge`` measures both).
+texts it agrees with human labels more often (``judge.train`` measures both).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _checks
-from .data import DOMAINS
+from .. import _checks
+from ..data import DOMAINS
 
 HASH_BITS = 18
 N_LEXICON = 8                                  # four features per lexicon
@@ -174,7 +174,7 @@ class SentimentRidge:
         if weights.shape != (5 * width + 5 * N_LEXICON + 4,) or idf.shape != (width,):
             raise ValueError(f"SentimentRidge: weights of shape {tuple(weights.shape)} and idf of shape "
                              f"{tuple(idf.shape)} do not fit this code's features ({HASH_BITS}-bit hashing, "
-                             f"{N_LEXICON} lexicon features); `python -m course_utils.train_judge --sentiment-only` "
+                             f"{N_LEXICON} lexicon features); `python -m course_utils.judge.train --sentiment-only` "
                              "refits them")
         self.weights, self.idf, self.alpha = weights.double(), idf.double(), alpha
 
@@ -234,7 +234,7 @@ class SentimentRidge:
         path = Path(folder) / FILE
         if not path.is_file():
             raise FileNotFoundError(f"SentimentRidge.load: {path} does not exist; "
-                                    "`python -m course_utils.train_judge` writes it")
+                                    "`python -m course_utils.judge.train` writes it")
         try:
             with safe_open(str(path), "pt") as f:
                 meta, weights, idf = f.metadata(), f.get_tensor("weights"), f.get_tensor("idf")

@@ -5,28 +5,34 @@ Model Overoptimization": trained on every training-split rating, stronger than a
 proxy reward model a notebook trains, and measured against held-out human labels
 (``course_utils.preferences``). VADER's compound score (Hutto & Gilbert, 2014) is
 reported beside it as a second, independent opinion; it is not an input of the judge.
-``python -m course_utils.train_judge`` rebuilds it (see that module).
+``python -m course_utils.judge.train`` rebuilds it (see ``course_utils.judge.train``).
 
 The judge has two parts, saved side by side in ``JUDGE_DIR``:
 
 - its sentiment, a ridge regression on the text's word and character n-grams and the
-  AFINN lexicon, one copy of the features per domain (``course_utils.sentiment_ridge``):
+  AFINN lexicon, one copy of the features per domain (``course_utils.judge.sentiment``):
   the predicted mean human rating of the text as a text of its domain;
 - a ``GPT2ForSequenceClassification`` that tells the domain and whether the text is
   real writing. Its output columns are named in ``config.id2label``:
 
 - ``rating:-4`` ... ``rating:+4``: logits of the rating one random rater gives the
   text, trained beside the other columns (the judge's sentiment until the ridge
-  regression agreed with people more often; ``train_judge`` reports both);
+  regression agreed with people more often; ``judge.train`` reports both);
 - ``domain:movie`` ... ``domain:editorial``: which domain the text belongs to;
 - ``well_formed``: logit of the probability that the text is real human writing
   rather than degenerate text (repeated words, shuffled words, text cut off by a
   length limit, strings of punctuation or of random characters, text flooded with
-  sentiment words: see ``course_utils.degenerate``).
+  sentiment words: see ``course_utils.judge.degenerate``).
 
 The transformer's input is the text (whitespace stripped) followed by the end-of-text token, as a
 generated response ends; the head reads the last real token, that end token.
-``Judge.score`` combines the columns into the judge score that notebooks report.
+``Judge.score`` combines the columns, and a third part measured without any fitting, the
+share of the text that repeats itself (``course_utils.judge.repetition``), into the judge
+score that notebooks report.
+
+The package holds the judge's pieces: ``sentiment`` (the ridge regression), ``repetition``,
+``degenerate`` (the rules of degenerate text, for training negatives and the battery) and
+``train`` (the rebuild script).
 """
 
 from __future__ import annotations
@@ -36,19 +42,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _checks
-from .data import DOMAINS
-from .sentiment_ridge import SentimentRidge
+from .. import _checks
+from ..data import DOMAINS
+from .repetition import measure as measure_repetition
+from .sentiment import SentimentRidge
 
-JUDGE_DIR = Path(__file__).parent / "checkpoints" / "judge"
+JUDGE_DIR = Path(__file__).parent.parent / "checkpoints" / "judge"
 MAX_LENGTH = 128                  # tokens, the end token included
 RATING_LABELS = tuple(f"rating:{v:+d}" for v in range(-4, 5))
 DOMAIN_LABELS = tuple(f"domain:{d}" for d in DOMAINS)
 WELL_FORMED = "well_formed"
 LABELS = RATING_LABELS + DOMAIN_LABELS + (WELL_FORMED,)
 FLOOR = -5.0                      # one below the rating scale: where degenerate text is sent
-WELL_FORMED_GATE = 0.02           # P(well-formed) at or above which a text keeps its whole sentiment
-ON_DOMAIN_GATE = 0.01             # likewise P(requested domain); both chosen on the validation split
+# The gates, chosen on the validation split: the most degenerate text sent to the floor while the penalty costs
+# at most 0.01 agreement with people in every domain (``judge.train`` measures both on both splits).
+# P(well-formed) at or above which a text of the domain keeps its whole sentiment (tweets, informal, need a low one)
+WELL_FORMED_GATE = {"movie": 0.1, "tweet": 0.02, "product": 0.1, "editorial": 0.1}
+ON_DOMAIN_GATE = 0.01             # likewise P(requested domain)
+# Repetition: the share of a text that says a phrase again (``repetition.repeated_share``) that real texts of the
+# domain reach (the 99.5th percentile of the training split's movie reviews and tweets, the 99.8th of its product
+# reviews and editorials), and how much more sends a text to the floor.
+REPETITION_ALLOWANCE = {"movie": 0.0, "tweet": 0.286, "product": 0.178, "editorial": 0.132}
+REPETITION_WIDTH = 0.1
 
 
 # ---------------------------------------------------------------- VADER, the second opinion
@@ -124,7 +139,7 @@ class Judge:
         _checks.device("Judge.load", "device", device)
         if not Path(path).is_dir():
             raise FileNotFoundError(f"Judge.load: path {path} is not a directory; "
-                                    "`python -m course_utils.train_judge` writes the judge")
+                                    "`python -m course_utils.judge.train` writes the judge")
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         tokenizer.padding_side = "right"
         model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
@@ -159,17 +174,24 @@ class Judge:
         - ``domain``: the most likely domain's name; ``domain_probs``: ``[N, 4]``;
         - ``well_formed``: P(real human writing), from the ``well_formed`` column;
         - ``on_domain`` (only when ``domains`` is given): P(the text is of its requested domain);
+        - ``repeated_share``: the share of the text that repeats itself (``repetition.repeated_share``);
         - ``score``: the gold reward that notebooks report,
 
               score = FLOOR + q (sentiment - FLOOR),
-              q = min(1, well_formed / WELL_FORMED_GATE) * min(1, on_domain / ON_DOMAIN_GATE),
+              q = min(1, well_formed / WELL_FORMED_GATE[d]) * min(1, on_domain / ON_DOMAIN_GATE)
+                  * clip(1 - (repeated_share - REPETITION_ALLOWANCE[d]) / REPETITION_WIDTH, 0, 1),
 
-          with FLOOR = -5, one below the rating scale (the second factor is 1 when no
-          domains are given). A text the judge takes for real writing of the requested
-          domain (q = 1) scores its sentiment, so real texts are ranked by sentiment
-          alone; degenerate or off-domain text (q near 0) is sent to the bottom of the
-          scale, however positive its words. The gates are set low so that few real
-          texts are penalised: see ``metrics.json`` for what the penalty costs.
+          with FLOOR = -5, one below the rating scale (the on-domain factor is 1 when no
+          domains are given; d the requested, else the most likely, domain). A text the judge
+          takes for real writing of the requested domain that repeats itself no more than real
+          texts of that domain do (q = 1) scores its sentiment, so real texts are ranked by
+          sentiment alone; degenerate, off-domain or self-repeating text (q near 0) is sent to
+          the bottom of the scale, however positive its words. The gates are set low so that
+          few real texts are penalised: see ``metrics.json`` for what the penalty costs.
+
+        Every column but ``repeated_share`` is computed on the text with its repeats collapsed
+        (``repetition.collapse``): a text said k times is judged as the text said once, then
+        pulled down by its larger repeated share, so repetition never raises a score.
         """
         _check_texts(texts, "Judge.score")
         if domains is not None:
@@ -181,17 +203,25 @@ class Judge:
             unknown = sorted({str(d) for d in domains if d not in DOMAINS})
             if unknown:
                 raise ValueError(f"Judge.score: domains must be among {DOMAINS}, got {unknown}")
-        logits = self.logits(list(texts), batch_size)
+        texts = list(texts)
+        collapsed, shares = zip(*map(measure_repetition, texts)) if texts else ((), ())
+        unique = {t: i for i, t in enumerate(dict.fromkeys(collapsed))}   # each distinct text runs once
+        logits = self.logits(list(unique), batch_size)[[unique[t] for t in collapsed]] if texts \
+            else torch.zeros((0, len(LABELS)))
         domain_probs = torch.softmax(logits[:, len(RATING_LABELS):-1], dim=-1).double().numpy()
-        out = {"domain": [DOMAINS[k] for k in domain_probs.argmax(-1)] if len(texts) else [],
+        out = {"domain": [DOMAINS[k] for k in domain_probs.argmax(-1)] if texts else [],
                "domain_probs": domain_probs,
-               "well_formed": torch.sigmoid(logits[:, -1]).double().numpy()}
+               "well_formed": torch.sigmoid(logits[:, -1]).double().numpy(),
+               "repeated_share": np.array(shares, dtype=float)}
         as_domain = list(domains) if domains is not None else out["domain"]
-        out["sentiment"] = np.clip(self.sentiment.predict(list(texts), as_domain), -4.0, 4.0)
-        q = np.minimum(1.0, out["well_formed"] / WELL_FORMED_GATE)
+        out["sentiment"] = np.clip(self.sentiment.predict(list(collapsed), as_domain), -4.0, 4.0)
+        allowance = np.array([REPETITION_ALLOWANCE[d] for d in as_domain], dtype=float)
+        gate = np.array([WELL_FORMED_GATE[d] for d in as_domain], dtype=float)
+        q = np.minimum(1.0, out["well_formed"] / gate) \
+            * np.clip(1.0 - (out["repeated_share"] - allowance) / REPETITION_WIDTH, 0.0, 1.0)
         if domains is not None:
             out["on_domain"] = domain_probs[np.arange(len(texts)), [DOMAINS.index(d) for d in domains]] \
-                if len(texts) else np.zeros(0)
+                if texts else np.zeros(0)
             q = q * np.minimum(1.0, out["on_domain"] / ON_DOMAIN_GATE)
         out["score"] = FLOOR + q * (out["sentiment"] - FLOOR)
         return out
