@@ -78,6 +78,8 @@ VALID = {   # target -> (function, keyword arguments of a valid call)
        for name in ("dpo_loss", "conservative_dpo_loss", "robust_dpo_loss", "ipo_loss", "preference_metrics")},
     "evaluation.bootstrap_ci": (evaluation.bootstrap_ci, dict(values=[1.0, 2.0, 3.0], other=[0.0, 1.0], n_boot=10)),
     "evaluation.win_rate": (evaluation.win_rate, dict(scores=[1.0, 2.0, 3.0], baseline=[0.0, 2.0, 4.0], n_boot=10)),
+    "evaluation.paired_bootstrap_ci": (evaluation.paired_bootstrap_ci,
+                                       dict(values=[1.0, 2.0, 3.0], other=[0.0, 2.0, 4.0], n_boot=10)),
     "grpo.group_advantages": (grpo.group_advantages, dict(rewards=torch.tensor([1.0, 0.0, 0.0, 1.0]), group_size=2)),
     "grpo.zero_signal_groups": (grpo.zero_signal_groups, dict(rewards=torch.tensor([1.0, 1.0, 0.0, 1.0]),
                                                               group_size=2)),
