@@ -9,7 +9,7 @@ import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from course_utils import judge, preferences
-from course_utils.judge import degenerate
+from course_utils.judge import degenerate, repetition
 from course_utils.judge import train as train_judge
 from course_utils.models import load_tokenizer
 from course_utils.judge.sentiment import SentimentRidge
@@ -45,14 +45,17 @@ def tiny_judge(labels=judge.LABELS) -> judge.Judge:
 RATINGS = [[1, 2], [0], [-1, 3]]
 
 # every rule family, given something that is not a text
-RULE_CASES = [Case(f"degenerate.{name}", lambda rule=rule: rule(None, np.random.default_rng(0), ["a text"]), TypeError,
-                   "text") for name, rule in {**degenerate.TRAIN_FAMILIES, **degenerate.HELDOUT_FAMILIES}.items()]
+RULE_CASES = [Case(f"judge.degenerate.{name}", lambda rule=rule: rule(None, np.random.default_rng(0), ["a text"]), TypeError,
+                   "text") for name, rule in {**degenerate.TRAIN_FAMILIES, **degenerate.HELDOUT_FAMILIES, **degenerate.REPETITION_FAMILIES}.items()]
 
 CASES = [
-    Case("train_judge.main", lambda: train_judge.main(["--steps", "0", "--out", "/nonexistent/judge",
+    Case("judge.train.main", lambda: train_judge.main(["--steps", "0", "--out", "/nonexistent/judge",
                                                         "--checkpoint-dir", "/nonexistent/ckpt"]), ValueError, "steps"),
-    Case("degenerate.word_repeat", lambda: degenerate.word_repeat("good film", 0, ["a text"]), TypeError, "rng"),
-    Case("degenerate.word_salad", lambda: degenerate.word_salad("good film", np.random.default_rng(0),
+    Case("judge.repetition.collapse", lambda: repetition.collapse(["a", "list"]), TypeError, "text"),
+    Case("judge.repetition.repeated_share", lambda: repetition.repeated_share(None), TypeError, "text"),
+    Case("judge.repetition.measure", lambda: repetition.measure(3), TypeError, "text"),
+    Case("judge.degenerate.word_repeat", lambda: degenerate.word_repeat("good film", 0, ["a text"]), TypeError, "rng"),
+    Case("judge.degenerate.word_salad", lambda: degenerate.word_salad("good film", np.random.default_rng(0),
                                                                 "a text"), ValueError, "pool"),
     # preferences
     Case("preferences.rating_histograms", lambda: preferences.rating_histograms("1 2 3"), TypeError, "ratings"),
@@ -92,23 +95,23 @@ CASES = [
     Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge(("sentiment",)), tokenizer(), tiny_ridge()),
          ValueError, "model"),
     # the judge's sentiment
-    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit("a text", ["movie"], [1.0]), TypeError, "texts"),
-    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a", "b"], ["movie"], [1.0, 2.0]), ValueError,
+    Case("judge.sentiment.SentimentRidge.fit", lambda: fit("a text", ["movie"], [1.0]), TypeError, "texts"),
+    Case("judge.sentiment.SentimentRidge.fit", lambda: fit(["a", "b"], ["movie"], [1.0, 2.0]), ValueError,
          "domains"),
-    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a"], ["poem"], [1.0]), ValueError, "domains"),
-    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [1.0, 2.0]), ValueError, "ratings"),
-    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [float("nan")]), ValueError,
+    Case("judge.sentiment.SentimentRidge.fit", lambda: fit(["a"], ["poem"], [1.0]), ValueError, "domains"),
+    Case("judge.sentiment.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [1.0, 2.0]), ValueError, "ratings"),
+    Case("judge.sentiment.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [float("nan")]), ValueError,
          "ratings"),
-    Case("sentiment_ridge.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [1.0], alpha=0), ValueError, "alpha"),
-    Case("sentiment_ridge.SentimentRidge.predict", lambda: tiny_ridge().predict(["a", 3], ["movie"] * 2),
+    Case("judge.sentiment.SentimentRidge.fit", lambda: fit(["a"], ["movie"], [1.0], alpha=0), ValueError, "alpha"),
+    Case("judge.sentiment.SentimentRidge.predict", lambda: tiny_ridge().predict(["a", 3], ["movie"] * 2),
          TypeError, "texts"),
-    Case("sentiment_ridge.SentimentRidge.predict", lambda: tiny_ridge().predict(["a"], ["poem"]), ValueError,
+    Case("judge.sentiment.SentimentRidge.predict", lambda: tiny_ridge().predict(["a"], ["poem"]), ValueError,
          "domains"),
-    Case("sentiment_ridge.SentimentRidge.load", lambda: SentimentRidge.load("/nonexistent/judge"),
+    Case("judge.sentiment.SentimentRidge.load", lambda: SentimentRidge.load("/nonexistent/judge"),
          FileNotFoundError, "does not exist"),
-    Case("sentiment_ridge.SentimentRidge.__init__", lambda: SentimentRidge(torch.zeros(3), torch.zeros(3), 1.0),
+    Case("judge.sentiment.SentimentRidge.__init__", lambda: SentimentRidge(torch.zeros(3), torch.zeros(3), 1.0),
          ValueError, "weights"),
-    Case("sentiment_ridge.SentimentRidge.save", lambda: tiny_ridge().save("/nonexistent/judge"), FileNotFoundError,
+    Case("judge.sentiment.SentimentRidge.save", lambda: tiny_ridge().save("/nonexistent/judge"), FileNotFoundError,
          "folder"),
     Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge().model, tokenizer(), None), TypeError, "sentiment"),
     Case("judge.Judge.load", lambda: judge.Judge.load(path="/nonexistent/judge"), FileNotFoundError, "path"),
@@ -123,10 +126,10 @@ CASES = [
     Case("judge.Judge.score", lambda: tiny_judge().score(["a"], domains="movie"), TypeError,
          r"Judge\.score: domains"),
     # degenerate
-    Case("degenerate.corrupt", lambda: degenerate.corrupt("a text", degenerate.TRAIN_FAMILIES, 3, 0), ValueError,
+    Case("judge.degenerate.corrupt", lambda: degenerate.corrupt("a text", degenerate.TRAIN_FAMILIES, 3, 0), ValueError,
          "texts"),
-    Case("degenerate.corrupt", lambda: degenerate.corrupt(["a text"], {}, 3, 0), ValueError, "families"),
-    Case("degenerate.battery", lambda: degenerate.battery(["a"], ["movie", "tweet"], [1.0]), ValueError,
+    Case("judge.degenerate.corrupt", lambda: degenerate.corrupt(["a text"], {}, 3, 0), ValueError, "families"),
+    Case("judge.degenerate.battery", lambda: degenerate.battery(["a"], ["movie", "tweet"], [1.0]), ValueError,
          "mean_ratings"),
 ] + RULE_CASES
 

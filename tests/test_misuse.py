@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+import types
 from unittest import mock
 
 import pytest
@@ -24,6 +25,7 @@ import torch
 
 import course_utils
 from course_utils import batching, data, generation, logprobs, losses, models, plots, pretrain, profiles, progress
+from course_utils import judge as judge_package
 from course_utils import training
 from course_utils.data import CorpusError, format_prompt
 from course_utils.training import CheckpointError, TrainConfig
@@ -38,6 +40,7 @@ PROMPT = format_prompt("Write a movie review.")
 NO_MISUSE_CASE = {
     "profiles.default_device": "takes no argument",
     "exercises.names": "takes no argument",
+    "widgets.names": "takes no argument",
     "progress.headless": "takes no argument; reads $CI and $COURSE_PROGRESS, any value is allowed",
     "progress.Progress.close": "takes no argument; closing twice is allowed",
 }
@@ -441,9 +444,11 @@ def public_callables() -> set[str]:
     """``module.function`` and ``module.Class.method`` for every public function and method
     defined in a public module of course_utils (pending modules aside)."""
     found = set()
-    for info in pkgutil.iter_modules(course_utils.__path__):
-        if info.name.startswith("_"):
-            continue
+    names = [info.name for info in pkgutil.iter_modules(course_utils.__path__) if not info.name.startswith("_")]
+    names += [f"judge.{info.name}" for info in pkgutil.iter_modules(judge_package.__path__)
+              if not info.name.startswith("_")]   # the judge's own modules (exercises/widgets: one per notebook)
+    for name in names:
+        info = types.SimpleNamespace(name=name)
         module = importlib.import_module(f"course_utils.{info.name}")
         for name, obj in vars(module).items():
             if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
