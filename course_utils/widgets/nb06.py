@@ -17,7 +17,7 @@ def dpo_optimum(beta, ax):
     ax.bar(x - 0.2, PI_REF, width=0.4, label="π_ref")
     ax.bar(x + 0.2, optimum, width=0.4, label="π*")
     ax.set_xticks(x, [f"{n}\nr={r:+.1f}" for n, r in zip(NAMES, REWARD)], fontsize=8)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.08)  # room above a bar that reaches one
     ax.set_ylabel("probability")
     ax.set_title(f"β = {beta:.2g}: KL(π*‖π_ref) = {exact_kl(optimum, PI_REF):.2f} nats, "
                  f"E[r] = {optimum @ REWARD:.2f}", fontsize=9)
