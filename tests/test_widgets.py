@@ -35,3 +35,16 @@ def test_misuse():
         widgets.get("nope")
     with pytest.raises(TypeError, match="name must be"):
         widgets.get(3)
+
+
+def test_the_course_has_its_widgets_and_each_notebook_shows_its_own():
+    """At least five sliders; each appears in its notebook, as a live slider and as a static figure."""
+    import json
+    from pathlib import Path
+
+    assert len(widgets.names()) >= 5
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    for name in widgets.names():
+        path, = notebooks.glob(f"{widgets.get(name).notebook}_*.ipynb")
+        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert f'widgets.show("{name}")' in code and f'widgets.static("{name}")' in code, (name, path.name)
