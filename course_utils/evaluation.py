@@ -169,6 +169,25 @@ def distinct_n(responses, n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def _check_setting(where: str, reference, tokenizer, judge, domains, seed, batch_size, reward_model) -> None:
+    """The arguments that ``evaluate_policy`` and ``stored_evaluation`` share, checked at either door."""
+    from .judge import Judge
+
+    _checks.model(where, "reference", reference)
+    _checks.tokenizer(where, "tokenizer", tokenizer)
+    if not isinstance(judge, Judge):
+        raise TypeError(f"{where}: judge must be a judge.Judge (Judge.load()), got {type(judge).__name__}")
+    if isinstance(domains, str) or not isinstance(domains, (list, tuple)) or not domains:
+        raise TypeError(f"{where}: domains must be a non-empty list of domain names, got {domains!r:.60}")
+    unknown = sorted({str(d) for d in domains if d not in DOMAINS})
+    if unknown:
+        raise ValueError(f"{where}: domains must be among {list(DOMAINS)}, got {unknown}")
+    _checks.integer(where, "seed", seed, minimum=0)
+    _checks.integer(where, "batch_size", batch_size, minimum=1)
+    if reward_model is not None:
+        _checks.model(where, "reward_model", reward_model)
+
+
 def evaluate_policy(model, reference, tokenizer, judge, domains, seed: int = 12345, max_new_tokens: int = 64,
                     reward_model=None, batch_size: int = 64) -> dict:
     """One fresh sample from ``model`` per entry of ``domains`` (that domain's instruction, temperature 1; the
@@ -186,22 +205,9 @@ def evaluate_policy(model, reference, tokenizer, judge, domains, seed: int = 123
     Arrays of one entry per sample. Every policy evaluated with the same ``domains`` and ``seed`` starts from the
     same random numbers. Models run in eval mode and are handed back in the mode they came in."""
     from .generation import _check_prompts, decode, response_logprobs, rollout
-    from .judge import Judge
     from .reward_model import score_responses
 
-    _checks.model("evaluate_policy", "reference", reference)
-    _checks.tokenizer("evaluate_policy", "tokenizer", tokenizer)
-    if not isinstance(judge, Judge):
-        raise TypeError(f"evaluate_policy: judge must be a judge.Judge (Judge.load()), got {type(judge).__name__}")
-    if isinstance(domains, str) or not isinstance(domains, (list, tuple)) or not domains:
-        raise TypeError(f"evaluate_policy: domains must be a non-empty list of domain names, got {domains!r:.60}")
-    unknown = sorted({str(d) for d in domains if d not in DOMAINS})
-    if unknown:
-        raise ValueError(f"evaluate_policy: domains must be among {list(DOMAINS)}, got {unknown}")
-    _checks.integer("evaluate_policy", "seed", seed, minimum=0)
-    _checks.integer("evaluate_policy", "batch_size", batch_size, minimum=1)
-    if reward_model is not None:
-        _checks.model("evaluate_policy", "reward_model", reward_model)
+    _check_setting("evaluate_policy", reference, tokenizer, judge, domains, seed, batch_size, reward_model)
     prompts = [format_prompt(INSTRUCTIONS[d]) for d in domains]
     _check_prompts("evaluate_policy", model, tokenizer, prompts, max_new_tokens)
     out = {"prompts": prompts, "domains": list(domains), "responses": [], "finished": []}
@@ -311,8 +317,6 @@ def stored_evaluation(run, model, reference, tokenizer, judge, domains, seed: in
 
     Returns ``evaluate_policy``'s dict (lists and float arrays, the same whether made or read) with ``run``
     (the folder's name), ``setting``, ``policy`` and ``judge_id`` (digests) and ``key`` added."""
-    from .judge import Judge
-    from .data import DOMAINS
     if not isinstance(run, (str, os.PathLike)) or not str(run).strip():
         raise TypeError(f"stored_evaluation: run must be the policy's run folder (a path; runs.run_of(model)), "
                         f"got {run!r:.60}")
@@ -321,20 +325,8 @@ def stored_evaluation(run, model, reference, tokenizer, judge, domains, seed: in
         raise FileNotFoundError(f"stored_evaluation: run={str(run)!r} is not a folder; pass the folder of the "
                                 "policy's run (runs.run_of(model) for a policy a loader returned)")
     _checks.model("stored_evaluation", "model", model)
-    _checks.model("stored_evaluation", "reference", reference)
-    _checks.tokenizer("stored_evaluation", "tokenizer", tokenizer)
-    if not isinstance(judge, Judge):
-        raise TypeError(f"stored_evaluation: judge must be a judge.Judge (Judge.load()), got {type(judge).__name__}")
-    if isinstance(domains, str) or not isinstance(domains, (list, tuple)) or not domains:
-        raise TypeError(f"stored_evaluation: domains must be a non-empty list of domain names, got {domains!r:.60}")
-    unknown = sorted({str(d) for d in domains if d not in DOMAINS})
-    if unknown:
-        raise ValueError(f"stored_evaluation: domains must be among {list(DOMAINS)}, got {unknown}")
-    _checks.integer("stored_evaluation", "seed", seed, minimum=0)
+    _check_setting("stored_evaluation", reference, tokenizer, judge, domains, seed, batch_size, reward_model)
     _checks.integer("stored_evaluation", "max_new_tokens", max_new_tokens, minimum=1)
-    _checks.integer("stored_evaluation", "batch_size", batch_size, minimum=1)
-    if reward_model is not None:
-        _checks.model("stored_evaluation", "reward_model", reward_model)
     from .training import _digest
     setting = _digest({"domains": list(domains), "seed": seed, "max_new_tokens": max_new_tokens,
                        "batch_size": batch_size, "device": next(model.parameters()).device.type,
