@@ -104,19 +104,28 @@ def paired_bootstrap_ci(values, other, n_boot: int = 2000, level: float = 0.95, 
     Tibshirani 1993, ch. 13): ``(estimate, low, high)``. The i-th resample is ``d[idx[i]].mean()``, with
     ``d = values - other`` and ``idx = np.random.default_rng(seed).integers(N, size=(n_boot, N))``. Resampling the
     pairs keeps what the two scores of one prompt share, which two independent resamples would count as noise."""
-    a = _check_scores("paired_bootstrap_ci", "values", values)
-    b = _check_scores("paired_bootstrap_ci", "other", other)
+    a, b = _check_pairs("paired_bootstrap_ci", ("values", values), ("other", other), n_boot, level, seed)
+    return _pair_bootstrap(a - b, n_boot, level, seed)
+
+
+def _check_pairs(where: str, first: tuple, second: tuple, n_boot, level, seed) -> tuple:
+    """Two paired samples of scores, ``(name, values)`` each, and the bootstrap's settings, checked at ``where``."""
+    a, b = _check_scores(where, *first), _check_scores(where, *second)
     if a.shape != b.shape:
-        raise ValueError(f"paired_bootstrap_ci: values and other must be paired (one entry per prompt each), got "
+        raise ValueError(f"{where}: {first[0]} and {second[0]} must be paired (one entry per prompt each), got "
                          f"{a.size} and {b.size} entries")
-    _checks.integer("paired_bootstrap_ci", "n_boot", n_boot, minimum=1)
-    _checks.integer("paired_bootstrap_ci", "seed", seed, minimum=0)
+    _checks.integer(where, "n_boot", n_boot, minimum=1)
+    _checks.integer(where, "seed", seed, minimum=0)
     if isinstance(level, bool) or not isinstance(level, float) or not 0 < level < 1:
-        raise ValueError(f"paired_bootstrap_ci: level must be a float in (0, 1), got {level!r}")
-    d = a - b
-    stats = d[np.random.default_rng(seed).integers(d.size, size=(n_boot, d.size))].mean(-1)
+        raise ValueError(f"{where}: level must be a float in (0, 1), got {level!r}")
+    return a, b
+
+
+def _pair_bootstrap(per_pair: np.ndarray, n_boot: int, level: float, seed: int) -> tuple:
+    """Mean of ``per_pair`` with a percentile bootstrap interval over the pairs: ``(estimate, low, high)``."""
+    stats = per_pair[np.random.default_rng(seed).integers(per_pair.size, size=(n_boot, per_pair.size))].mean(-1)
     low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
-    return float(d.mean()), float(low), float(high)
+    return float(per_pair.mean()), float(low), float(high)
 
 
 def _check_scores(where: str, name: str, values) -> np.ndarray:
@@ -138,19 +147,8 @@ def win_rate(scores, baseline, n_boot: int = 2000, level: float = 0.95, seed: in
     ``scores[i]`` and ``baseline[i]`` the judge's scores of the two responses to prompt i ([N] each). Returns
     ``(estimate, low, high)``, the interval a percentile bootstrap over the N prompts (pairs resampled
     together). 0.5 is a draw: the policy is as good as the baseline on this measure."""
-    a = _check_scores("win_rate", "scores", scores)
-    b = _check_scores("win_rate", "baseline", baseline)
-    if a.shape != b.shape:
-        raise ValueError(f"win_rate: scores and baseline must be paired (one entry per prompt each), got "
-                         f"{a.size} and {b.size} entries")
-    _checks.integer("win_rate", "n_boot", n_boot, minimum=1)
-    _checks.integer("win_rate", "seed", seed, minimum=0)
-    if not isinstance(level, float) or not 0 < level < 1:
-        raise ValueError(f"win_rate: level must be a float in (0, 1), got {level!r}")
-    wins = (a > b) + 0.5 * (a == b)
-    stats = wins[np.random.default_rng(seed).integers(wins.size, size=(n_boot, wins.size))].mean(-1)
-    low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
-    return float(wins.mean()), float(low), float(high)
+    a, b = _check_pairs("win_rate", ("scores", scores), ("baseline", baseline), n_boot, level, seed)
+    return _pair_bootstrap((a > b) + 0.5 * (a == b), n_boot, level, seed)
 
 
 def distinct_n(responses, n: int = 2) -> float:
