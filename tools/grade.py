@@ -10,14 +10,19 @@ name of a source in ``solutions/``.
 
 What happens: ``nbgrader generate_assignment`` runs once on the source, in a temporary
 course root outside the repository; then every student is graded by ``nbgrader
-autograde`` and ``nbgrader generate_feedback`` (nbgrader's Python API) in a subprocess of
-its own, in a course root of its own, which holds a copy of the gradebook, the
-submission, a copy of ``course_utils`` (first on the kernel's ``PYTHONPATH``) and a copy
-of the corpus cache. The subprocess and the notebook's kernel run with
+autograde`` and ``nbgrader generate_feedback`` (nbgrader's Python API) in a course root of
+its own, which holds a copy of the gradebook, the submission, a copy of ``course_utils``
+(first on the kernel's ``PYTHONPATH``) and a copy of the corpus cache. ``--jobs`` grading
+processes each take student after student (Python and nbgrader start once per process, not
+once per student); each student's kernel starts with that student's ``HOME``, working
+directory and course files, and talks to its process over Unix sockets in a folder of its
+own (no TCP ports, which two kernels starting at once can race for). Each student is graded
+with
 
 - a wall-clock limit for the whole grading of the student (``--timeout``; nbgrader's own
   timeout, ``--cell-timeout``, is per cell and only interrupts the kernel, which a
-  submission can ignore): at the limit every process of that student is killed;
+  submission can ignore): at the limit every process of that student, and its grading
+  process, is killed, and the next student gets a fresh one;
 - a memory limit (``--memory-gb``, the address space of each process, ``RLIMIT_AS``): an
   allocation above it raises ``MemoryError`` in the cell that asked for it;
 - its own ``HOME``, working directory, gradebook and course files, so that a submission
@@ -47,6 +52,7 @@ import argparse
 import csv
 import json
 import os
+import queue
 import re
 import resource
 import secrets
@@ -141,18 +147,23 @@ def venv_bin() -> str:
     return str(Path(sys.executable).parent)
 
 
+def student_env(root: Path, token: str) -> dict[str, str]:
+    """What changes from one student to the next: the course root's home, temporary folder and
+    copies of ``course_utils`` and of the corpus, and the marker every process of the student inherits."""
+    home = root / "home"
+    return {"HOME": str(home), "TMPDIR": str(root / "tmp"),
+            "PYTHONPATH": str(root / "course"),       # the copy of course_utils, not the repository's
+            "COURSE_DATA_DIR": str(root / "data"),    # a copy of the corpus cache
+            "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), MARKER: token}
+
+
 def sandbox_env(root: Path, token: str, profile: str) -> dict[str, str]:
     """A small, explicit environment: nothing of the caller's beyond PATH and locale."""
     env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES")}
-    home = root / "home"
     env.update({
         "PATH": venv_bin() + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "TMPDIR": str(root / "tmp"),
-        "PYTHONPATH": str(root / "course"),       # the copy of course_utils, not the repository's
         "PYTHONNOUSERSITE": "1",
         "PYTHONHASHSEED": "0",
-        "COURSE_DATA_DIR": str(root / "data"),    # a copy of the corpus cache
         "COURSE_PROFILE": profile,
         "COURSE_PROGRESS": "summary",
         "OMP_NUM_THREADS": "1",
@@ -162,9 +173,8 @@ def sandbox_env(root: Path, token: str, profile: str) -> dict[str, str]:
         "HF_DATASETS_OFFLINE": "1",
         "MPLBACKEND": "Agg",
         "JUPYTER_PLATFORM_DIRS": "1",
-        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        MARKER: token,
+        **student_env(root, token),
     })
     return env
 
@@ -244,22 +254,85 @@ class Limits:
     profile: str
 
 
-def run_worker(root: Path, args: list[str], limits: Limits, log: Path) -> tuple[int | None, float]:
-    """Run this script in worker mode inside ``root``; ``(returncode or None on timeout, seconds)``."""
+def worker_command(mode: str, assignment: str, limits: Limits) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--worker", mode, assignment,
+            "--memory-gb", str(limits.memory_gb), "--cell-timeout", str(limits.cell_timeout)]
+
+
+def prepare(master: Path, assignment: str, limits: Limits, log: Path) -> int | None:
+    """``nbgrader generate_assignment`` in ``master``, in a process of its own; its return code
+    (None if it ran past ``limits.timeout``)."""
     token = secrets.token_hex(8)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *args,
-           "--memory-gb", str(limits.memory_gb), "--cell-timeout", str(limits.cell_timeout)]
-    t0 = time.time()
     with open(log, "wb") as out:
-        worker = subprocess.Popen(cmd, cwd=root, env=sandbox_env(root, token, limits.profile), stdin=subprocess.DEVNULL,
+        worker = subprocess.Popen(worker_command("prepare", assignment, limits), cwd=master,
+                                  env=sandbox_env(master, token, limits.profile), stdin=subprocess.DEVNULL,
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            rc = worker.wait(timeout=limits.timeout)
+            return worker.wait(timeout=limits.timeout)
         except subprocess.TimeoutExpired:
-            rc = None
+            return None
         finally:
-            kill_all(token, worker)  # on time-out everything; otherwise whatever the submission left running
-    return rc, time.time() - t0
+            kill_all(token, worker)
+
+
+class GradingProcess:
+    """This script in worker mode, grading the students sent to it one after another (so that
+    Python and nbgrader start once, not once per student). A student it does not finish (past
+    ``--timeout``, or the process died) ends it; the next student starts a fresh one."""
+
+    def __init__(self, work: Path, assignment: str, limits: Limits):
+        self.work, self.assignment, self.limits = work, assignment, limits
+        self.proc, self.token, self.log = None, None, None
+
+    def start(self):
+        root = Path(tempfile.mkdtemp(prefix="process-", dir=self.work))
+        make_root(root)
+        self.token, self.log = secrets.token_hex(8), root / "process.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(worker_command("serve", self.assignment, self.limits), cwd=root,
+                                         env=sandbox_env(root, self.token, self.limits.profile),
+                                         stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True, text=True)
+
+    def grade(self, root: Path, student: str) -> tuple[str, float]:
+        """Grade the student whose course root is ``root``: ``("done" | "died" | "timed out", seconds)``.
+        The worker writes ``root / "result.json"`` when it is done."""
+        t0 = time.time()
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        token = secrets.token_hex(8)
+        try:
+            self.proc.stdin.write(json.dumps({"root": str(root), "student": student, "token": token}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # it died: seen below
+        while not (root / "result.json").is_file():
+            if self.proc.poll() is not None:
+                ended = "died"
+                break
+            if time.time() - t0 > self.limits.timeout:
+                ended = "timed out"
+                break
+            time.sleep(0.05)
+        else:
+            ended = "done"
+        kill_all(token)  # whatever the submission left running (on a time-out, its kernel too)
+        if ended != "done":
+            self.stop(wait=False)
+        return ended, time.time() - t0
+
+    def stop(self, wait: bool = True):
+        """End the process: when ``wait``, as it finishes its loop (no more students), else at once."""
+        if self.proc is None:
+            return
+        if wait:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        kill_all(self.token, self.proc)
+        self.proc = None
 
 
 # ------------------------------------------------------------------ grading one student
@@ -282,14 +355,17 @@ KNOWN_FAILURES = (
 
 
 def failure_reason(log: Path, returncode: int | None) -> str:
-    """Why nbgrader gave up on a submission, in a few words, from the worker's log."""
+    """Why nbgrader gave up on a submission, in a few words, from its grading log (``returncode``:
+    the grading process's, if it ended)."""
     text = log.read_text(errors="replace") if log.is_file() else ""
     for name, what in KNOWN_FAILURES:
         if name in text:
             return what
     errors = [e for e in re.findall(r"^\s*([\w.]*(?:Error|Exception)\b.*)$", text, flags=re.M)
               if "NbGraderException" not in e]
-    return errors[-1].strip()[:120] if errors else f"the grader stopped (exit code {returncode})"
+    if errors:
+        return errors[-1].strip()[:120]
+    return "the grader stopped" + (f" (exit code {returncode})" if returncode is not None else "")
 
 
 def failure_page(student: str, assignment: str, status: str) -> str:
@@ -301,7 +377,7 @@ def failure_page(student: str, assignment: str, status: str) -> str:
 
 
 def grade_one(student: str, notebook: Path, assignment: str, master: Path, corpus: Path, work: Path,
-              output: Path, limits: Limits, keep: bool) -> Outcome:
+              output: Path, process: GradingProcess, keep: bool) -> Outcome:
     root = work / "students" / student
     make_root(root, master, corpus)
     (root / "submitted" / student / assignment).mkdir(parents=True)
@@ -310,20 +386,21 @@ def grade_one(student: str, notebook: Path, assignment: str, master: Path, corpu
     if mine.exists():
         shutil.rmtree(mine)
     mine.mkdir(parents=True)
-    log = mine / "grading.log"
-    rc, seconds = run_worker(root, ["grade", assignment, student], limits, log)
-    result = root / "result.json"
+    log = root / "grading.log"      # the worker writes it, and the student's kernel its output
+    ended, seconds = process.grade(root, student)
     outcome = Outcome(student, "ok", seconds=seconds)
     try:
-        data = json.loads(result.read_text()) if rc == 0 and result.is_file() else None
+        data = json.loads((root / "result.json").read_text()) if ended == "done" else None
     except (OSError, ValueError):
         data = None
-    if rc is None:
-        outcome.status = f"timed out ({limits.timeout:.0f} s)"
+    if ended == "timed out":
+        outcome.status = f"timed out ({process.limits.timeout:.0f} s)"
     elif data is None or not data.get("success"):
-        outcome.status = f"not graded: {failure_reason(log, rc)}"
+        outcome.status = f"not graded: {failure_reason(log if log.is_file() else process.log, None)}"
     else:
         outcome.scores = {g: s for g, s in data["scores"].items() if s is not None}
+    if log.is_file():
+        shutil.copy2(log, mine / "grading.log")
     feedback = root / "feedback" / student / assignment / f"{assignment}.html"
     graded = root / "autograded" / student / assignment / f"{assignment}.ipynb"
     if outcome.status == "ok" and feedback.is_file():
@@ -357,10 +434,11 @@ def apply_limits(memory_gb: float):
 
 
 def worker(argv: list[str]) -> int:
+    """``prepare``: nbgrader generate_assignment in the working directory. ``serve``: for each line
+    ``{"root", "student", "token"}`` read from stdin, grade that student in its course root."""
     parser = argparse.ArgumentParser(prog="grade.py --worker")
-    parser.add_argument("mode", choices=("prepare", "grade"))
+    parser.add_argument("mode", choices=("prepare", "serve"))
     parser.add_argument("assignment")
-    parser.add_argument("student", nargs="?")
     parser.add_argument("--memory-gb", type=float, required=True)
     parser.add_argument("--cell-timeout", type=float, required=True)
     args = parser.parse_args(argv)
@@ -368,42 +446,75 @@ def worker(argv: list[str]) -> int:
 
     import warnings
     warnings.filterwarnings("ignore")  # SQLAlchemy and traitlets chatter inside nbgrader
-    from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
-    from traitlets.config import Config
 
-    root = Path.cwd()
-    config = Config()
-    config.CourseDirectory.root = str(root)
-    config.CourseDirectory.course_id = "preference-course"
-    config.Execute.timeout = max(1, int(args.cell_timeout))
-    api = NbGraderAPI(config=config)
     if args.mode == "prepare":
-        result = api.generate_assignment(args.assignment)
+        result = NbGraderAPI(config=nbgrader_config(Path.cwd(), args.cell_timeout)).generate_assignment(args.assignment)
         print(result.get("log", ""))
         if not result["success"]:
             print(result.get("error", ""))
         return 0 if result["success"] else 1
-
-    t0 = time.time()
-    result = api.autograde(args.assignment, args.student)
-    print(result.get("log", ""))
-    print(f"[grade.py] nbgrader autograde: {time.time() - t0:.1f} s", flush=True)
-    if not result["success"]:
-        print(result.get("error", ""))
-        return 2
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "preference-course") as gb:
-        submission = gb.find_submission(args.assignment, args.student)
-        scores = {g.name: (None if g.needs_manual_grade else g.score)
-                  for nb in submission.notebooks for g in nb.grades}
-    t0 = time.time()
-    feedback = api.generate_feedback(args.assignment, args.student)
-    print(feedback.get("log", ""))
-    print(f"[grade.py] nbgrader generate_feedback: {time.time() - t0:.1f} s", flush=True)
-    tmp = root / "result.json.tmp"
-    tmp.write_text(json.dumps({"success": True, "scores": scores}))
-    os.replace(tmp, root / "result.json")
+    for line in sys.stdin:
+        job = json.loads(line)
+        grade_student(args.assignment, job["student"], Path(job["root"]), job["token"], args.cell_timeout)
     return 0
+
+
+def nbgrader_config(root: Path, cell_timeout: float, kernel_sockets: Path | None = None):
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.course_id = "preference-course"
+    config.Execute.timeout = max(1, int(cell_timeout))
+    if kernel_sockets is not None:  # Unix sockets: no TCP port that another student's kernel could take first
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(kernel_sockets / "kernel")
+    return config
+
+
+def grade_student(assignment: str, student: str, root: Path, token: str, cell_timeout: float):
+    """Autograde one student and write their feedback, inside their course root, with their environment
+    (inherited by their kernel); everything printed, the kernel's output included, goes to
+    ``root / "grading.log"``; ``root / "result.json"`` is written last."""
+    from nbgrader.api import Gradebook
+    from nbgrader.apps import NbGraderAPI
+
+    os.chdir(root)
+    os.environ.update(student_env(root, token))
+    tempfile.tempdir = None   # tempfile keeps the first TMPDIR it saw: the last student's
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log = os.open(root / "grading.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    # a socket's path must stay under about 100 characters, which the course root's may not
+    sockets = Path(tempfile.mkdtemp(prefix="grade-kernel-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    try:
+        api = NbGraderAPI(config=nbgrader_config(root, cell_timeout, sockets))
+        t0 = time.time()
+        result = api.autograde(assignment, student)
+        print(result.get("log", ""))
+        print(f"[grade.py] nbgrader autograde: {time.time() - t0:.1f} s", flush=True)
+        if not result["success"]:
+            print(result.get("error", ""), flush=True)
+            outcome = {"success": False}
+        else:
+            with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "preference-course") as gb:
+                submission = gb.find_submission(assignment, student)
+                scores = {g.name: (None if g.needs_manual_grade else g.score)
+                          for nb in submission.notebooks for g in nb.grades}
+            t0 = time.time()
+            feedback = api.generate_feedback(assignment, student)
+            print(feedback.get("log", ""))
+            print(f"[grade.py] nbgrader generate_feedback: {time.time() - t0:.1f} s", flush=True)
+            outcome = {"success": True, "scores": scores}
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    tmp = root / "result.json.tmp"
+    tmp.write_text(json.dumps(outcome))
+    os.replace(tmp, root / "result.json")
 
 
 # ------------------------------------------------------------------ report
@@ -505,14 +616,19 @@ def main(argv=None) -> int:
 
     output.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"grade-{args.assignment}-"))
+    processes = queue.Queue()
     try:
+        for _ in range(min(args.jobs, len(submissions))):  # they start (import nbgrader) while the source is prepared
+            process = GradingProcess(work, args.assignment, limits)
+            process.start()
+            processes.put(process)
         corpus = corpus_cache()
         master = work / "master"
         make_root(master)
         (master / "source" / args.assignment).mkdir(parents=True)
         shutil.copy2(source, master / "source" / args.assignment / f"{args.assignment}.ipynb")
-        rc, _ = run_worker(master, ["prepare", args.assignment], Limits(300, 300, args.memory_gb, args.profile),
-                           output / "generate_assignment.log")
+        rc = prepare(master, args.assignment, Limits(300, 300, args.memory_gb, args.profile),
+                     output / "generate_assignment.log")
         if rc != 0:
             print(f"nbgrader generate_assignment failed; see {output / 'generate_assignment.log'}", file=sys.stderr)
             return 1
@@ -522,14 +638,20 @@ def main(argv=None) -> int:
 
         def one(item):
             student, notebook = item
-            outcome = grade_one(student, notebook, args.assignment, master, corpus, work, output, limits,
-                                args.keep)
+            process = processes.get()
+            try:
+                outcome = grade_one(student, notebook, args.assignment, master, corpus, work, output, process,
+                                    args.keep)
+            finally:
+                processes.put(process)
             print(f"  {student}: {outcome.status} ({outcome.seconds:.0f} s)", flush=True)
             return outcome
 
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             outcomes = list(pool.map(one, sorted(submissions.items())))
     finally:
+        while not processes.empty():
+            processes.get().stop()
         if args.keep:
             print(f"temporary course roots kept in {work}")
         else:
