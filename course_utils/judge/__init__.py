@@ -214,7 +214,10 @@ class Judge:
                "well_formed": torch.sigmoid(logits[:, -1]).double().numpy(),
                "repeated_share": np.array(shares, dtype=float)}
         as_domain = list(domains) if domains is not None else out["domain"]
-        out["sentiment"] = np.clip(self.sentiment.predict(list(collapsed), as_domain), -4.0, 4.0)
+        asked = list(zip(collapsed, as_domain))
+        unique = {pair: i for i, pair in enumerate(dict.fromkeys(asked))}   # and each distinct (text, domain) once
+        sentiment = self.sentiment.predict([t for t, _ in unique], [d for _, d in unique]) if texts else np.zeros(0)
+        out["sentiment"] = np.clip(sentiment[[unique[pair] for pair in asked]], -4.0, 4.0)
         allowance = np.array([REPETITION_ALLOWANCE[d] for d in as_domain], dtype=float)
         gate = np.array([WELL_FORMED_GATE[d] for d in as_domain], dtype=float)
         q = np.minimum(1.0, out["well_formed"] / gate) \
