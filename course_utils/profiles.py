@@ -47,7 +47,7 @@ class Profile:
 
 
 _SIZES = {
-    "smoke": dict(model="tiny", n_train=2000, n_eval=96, steps=100, batch_size=16, lr=3e-4, max_new_tokens=64),
+    "smoke": dict(model="tiny", n_train=2000, n_eval=96, steps=50, batch_size=16, lr=3e-4, max_new_tokens=64),
     "cpu": dict(model="tiny", n_train=19005, n_eval=400, steps=300, batch_size=32, lr=3e-4, max_new_tokens=64),
     "gpu": dict(model="gpt2", n_train=19005, n_eval=1000, steps=1500, batch_size=32, lr=5e-5, max_new_tokens=64),
 }
