@@ -56,9 +56,9 @@ _RUN_OF = weakref.WeakKeyDictionary()   # model -> the run folder its loader loa
 # each notebook whose runs the loaders train: the wall-clock time of the whole notebook (its other cells
 # included) on the 2-core CPU machine, per profile: cpu as committed (notebook metadata, course.seconds;
 # tests/test_runs_dir.py checks them), smoke under `make test`. The gpu profile has not been timed.
-NOTEBOOK_SECONDS = {"01": {"smoke": 89, "cpu": 213}, "02": {"smoke": 71, "cpu": 117}, "03": {"smoke": 61, "cpu": 717},
-                    "04": {"smoke": 43, "cpu": 126}, "05": {"smoke": 27, "cpu": 113}, "07": {"smoke": 39, "cpu": 219},
-                    "08": {"smoke": 38, "cpu": 238}}
+NOTEBOOK_SECONDS = {"01": {"smoke": 78, "cpu": 213}, "02": {"smoke": 96, "cpu": 117}, "03": {"smoke": 69, "cpu": 717},
+                    "04": {"smoke": 46, "cpu": 126}, "05": {"smoke": 47, "cpu": 113}, "07": {"smoke": 52, "cpu": 219},
+                    "08": {"smoke": 54, "cpu": 238}}
 SFT_MAX_LENGTH = 96       # notebook 01: prompt (21 tokens) + response + end
 # notebook 02's reward model, per profile: tokens per text (prompt + response; smoke truncates the longest
 # tenth of the texts to fit a minute), optimiser steps (each pair seen once) and learning rate

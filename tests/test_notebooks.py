@@ -102,3 +102,19 @@ def test_readme_states_the_committed_times():
         assert f"| {format_seconds(nb.metadata['course']['seconds'])} |" in row, \
             f"README row for {path.name} does not state its committed cpu time " \
             f"{format_seconds(nb.metadata['course']['seconds'])}: {row}"
+
+
+def readme_times(path: Path) -> tuple[str, str]:
+    """The README's smoke and cpu columns for a notebook (the last two of its row)."""
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if f"notebooks/{path.name})" in line)
+    cells = [c.strip() for c in row.strip().strip("|").split("|")]
+    return cells[-2], cells[-1]
+
+
+def test_each_notebook_opens_with_the_readme_times(notebook):
+    """What a student reads first ("**Time:** 1m02s in `smoke` and 3m33s in `cpu`") is the README's row."""
+    path, nb = notebook
+    smoke, cpu = readme_times(path)
+    line = f"**Time:** {smoke} in `smoke` and {cpu} in `cpu`"
+    assert line in nb.cells[0].source, f"{path.name}'s first cell does not say {line!r}"
+

@@ -10,7 +10,9 @@ from course_utils import runs
 from course_utils.batching import collate_sft, encode_prompt_completion
 from course_utils.losses import sft_step
 from course_utils.profiles import get_profile
+from course_utils.progress import format_seconds
 from course_utils.training import TrainConfig
+from test_notebooks import readme_times
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,9 +28,11 @@ def test_runs_live_in_runs_unless_the_setting_says_elsewhere(monkeypatch, tmp_pa
 
 
 def test_the_notebook_times_are_the_committed_ones():
+    """cpu: the committed execution's (its metadata); smoke: the README's column, as the notebook's opening says."""
     for notebook, seconds in runs.NOTEBOOK_SECONDS.items():
         path = next((ROOT / "notebooks").glob(f"{notebook}_*.ipynb"))
         assert seconds["cpu"] == nbformat.read(path, as_version=4).metadata["course"]["seconds"], path.name
+        assert format_seconds(seconds["smoke"]) == readme_times(path)[0], path.name
 
 
 def test_the_note_names_the_run_and_the_time_in_this_profile():
@@ -60,4 +64,5 @@ def test_a_loader_says_what_it_trains_before_training_and_not_once_the_run_is_th
                                     earlier, own)
     out = capsys.readouterr().out
     assert out.count("training SFT (masked) (2 steps) here first") == 1, out
-    assert f"No finished run in {earlier}" in out and "1m29s in the smoke profile" in out
+    took = format_seconds(runs.NOTEBOOK_SECONDS["01"]["smoke"])
+    assert f"No finished run in {earlier}" in out and f"{took} in the smoke profile" in out
