@@ -55,7 +55,8 @@ RUNS_DIR_VARIABLE = "COURSE_RUNS_DIR"
 _RUN_OF = weakref.WeakKeyDictionary()   # model -> the run folder its loader loaded or trained it in
 # each notebook whose runs the loaders train: the wall-clock time of the whole notebook (its other cells
 # included) on the 2-core CPU machine, per profile: cpu as committed (notebook metadata, course.seconds;
-# tests/test_runs_dir.py checks them), smoke under `make test`. The gpu profile has not been timed.
+# tests/test_runs_dir.py checks them), smoke as the README's column (nbval, one notebook after another). The gpu
+# profile has not been timed.
 NOTEBOOK_SECONDS = {"01": {"smoke": 78, "cpu": 213}, "02": {"smoke": 96, "cpu": 117}, "03": {"smoke": 69, "cpu": 717},
                     "04": {"smoke": 46, "cpu": 126}, "05": {"smoke": 47, "cpu": 113}, "07": {"smoke": 52, "cpu": 219},
                     "08": {"smoke": 54, "cpu": 238}}

@@ -94,19 +94,17 @@ def test_at_least_three_cells_are_compared_by_nbval(notebook):
 
 def test_readme_states_the_committed_times():
     """The README's cpu column is the time recorded in each committed notebook."""
-    readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
-        nb = nbformat.read(path, as_version=4)
-        row = next((line for line in readme.splitlines() if f"notebooks/{path.name})" in line), None)
-        assert row, f"README has no row for {path.name}"
-        assert f"| {format_seconds(nb.metadata['course']['seconds'])} |" in row, \
-            f"README row for {path.name} does not state its committed cpu time " \
-            f"{format_seconds(nb.metadata['course']['seconds'])}: {row}"
+        committed = format_seconds(nbformat.read(path, as_version=4).metadata["course"]["seconds"])
+        assert readme_times(path)[1] == committed, \
+            f"README row for {path.name} does not state its committed cpu time {committed}: {readme_times(path)}"
 
 
 def readme_times(path: Path) -> tuple[str, str]:
     """The README's smoke and cpu columns for a notebook (the last two of its row)."""
-    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if f"notebooks/{path.name})" in line)
+    row = next((line for line in (ROOT / "README.md").read_text().splitlines() if f"notebooks/{path.name})" in line),
+               None)
+    assert row, f"README has no row for {path.name}"
     cells = [c.strip() for c in row.strip().strip("|").split("|")]
     return cells[-2], cells[-1]
 
@@ -117,4 +115,3 @@ def test_each_notebook_opens_with_the_readme_times(notebook):
     smoke, cpu = readme_times(path)
     line = f"**Time:** {smoke} in `smoke` and {cpu} in `cpu`"
     assert line in nb.cells[0].source, f"{path.name}'s first cell does not say {line!r}"
-
