@@ -11,8 +11,10 @@ from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from course_utils.data import DOMAINS, load_corpus
 from course_utils.judge.degenerate import HELDOUT_FAMILIES, TRAIN_FAMILIES, corrupt
-from course_utils.judge import (FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, REPETITION_ALLOWANCE, REPETITION_WIDTH,
-                                WELL_FORMED_GATE, Judge, encode, vader_scores)
+from course_utils.judge import (DOMAIN_POWERS, ECHO_ALLOWANCE, FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE,
+                                REPETITION_WIDTH, STUTTER_ALLOWANCE, WELL_FORMED_GATE, Judge, encode, vader_scores)
+from course_utils.judge.domain import FILE as DOMAIN_FILE
+from course_utils.judge.domain import DomainLinear
 from course_utils.preferences import agreement_by_domain, ceiling_by_domain, same_domain_pairs
 from course_utils.judge.sentiment import FILE as SENTIMENT_FILE
 from course_utils.judge.sentiment import SentimentRidge
@@ -29,9 +31,11 @@ def tiny_judge(course_tokenizer):
                         id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
                         bos_token_id=course_tokenizer.bos_token_id, eos_token_id=course_tokenizer.eos_token_id,
                         pad_token_id=course_tokenizer.pad_token_id)
-    ridge = SentimentRidge.fit(["the movie was fun", "the product broke", "so happy today", "a dull film"],
-                               ["movie", "product", "tweet", "movie"], [2.0, -3.0, 3.0, -1.0])
-    return Judge(GPT2ForSequenceClassification(config), course_tokenizer, ridge)
+    texts, domains = ["the movie was fun", "the product broke", "so happy today", "a dull film"], \
+        ["movie", "product", "tweet", "movie"]
+    ridge = SentimentRidge.fit(texts, domains, [2.0, -3.0, 3.0, -1.0])
+    return Judge(GPT2ForSequenceClassification(config), course_tokenizer, ridge,
+                 DomainLinear.fit(texts, domains, ridge.idf, max_iter=20))
 
 
 def test_head_reads_the_last_real_token(tiny_judge):
@@ -46,30 +50,41 @@ def test_head_reads_the_last_real_token(tiny_judge):
     torch.testing.assert_close(model.score(hidden[0, -1]), alone[0], rtol=1e-5, atol=1e-5)
 
 
+def _q(out, well_formed, on_domain, domains, gates):
+    """The score's factor q, from the module docstring's equation."""
+    q = np.minimum(1, well_formed / [gates[0][d] for d in domains])
+    for share, allowance in (("stutter_share", STUTTER_ALLOWANCE), ("echo_share", ECHO_ALLOWANCE)):
+        q = q * np.clip(1 - (out[share] - [allowance[d] for d in domains]) / REPETITION_WIDTH, 0, 1)
+    return q if on_domain is None else q * np.minimum(1, on_domain / gates[1])
+
+
 @pytest.mark.parametrize("gates", [(WELL_FORMED_GATE, ON_DOMAIN_GATE), (dict.fromkeys(DOMAINS, 0.9), 0.5)])
 def test_score_combines_the_columns_as_documented(tiny_judge, gates, monkeypatch):
     """With the shipped gates, and with gates high enough that a random judge's texts fall under them;
-    the third text repeats a phrase (repeated share 0.5, collapsed to "the plot was thin" before judging)."""
+    the third text stutters (stutter share 0.5, collapsed to "the plot was thin" before judging), the
+    fourth echoes a run of four words further on (echo share 4/9: the second run)."""
     monkeypatch.setattr("course_utils.judge.WELL_FORMED_GATE", gates[0])
     monkeypatch.setattr("course_utils.judge.ON_DOMAIN_GATE", gates[1])
-    texts = ["the movie was fun", "the product broke", "the plot was thin the plot was thin"]
-    domains = ["movie", "product", "tweet"]
-    judged = texts[:2] + ["the plot was thin"]
+    texts = ["the movie was fun", "the product broke", "the plot was thin the plot was thin",
+             "the plot was thin , the plot was thin"]
+    domains = ["movie", "product", "tweet", "tweet"]
+    judged = texts[:2] + ["the plot was thin", texts[3]]
     logits = tiny_judge.logits(judged).double()
     out = tiny_judge.score(texts, domains=domains)
     expected_sentiment = np.clip(tiny_judge.sentiment.predict(judged, domains), -4, 4)
-    domain_probs = torch.softmax(logits[:, 9:13], -1).numpy()
+    transformer = torch.softmax(logits[:, 9:13], -1).numpy()
+    domain_probs = transformer ** DOMAIN_POWERS[0] * tiny_judge.domain.predict_proba(judged) ** DOMAIN_POWERS[1]
+    domain_probs /= domain_probs.sum(1, keepdims=True)
     well_formed = torch.sigmoid(logits[:, 13]).numpy()
-    on_domain = domain_probs[np.arange(3), [DOMAINS.index(d) for d in domains]]
+    on_domain = domain_probs[np.arange(4), [DOMAINS.index(d) for d in domains]]
     np.testing.assert_allclose(out["sentiment"], expected_sentiment, rtol=1e-6)
+    np.testing.assert_allclose(out["domain_probs"], domain_probs, rtol=1e-6)
     np.testing.assert_allclose(out["on_domain"], on_domain, rtol=1e-6)
     np.testing.assert_allclose(out["well_formed"], well_formed, rtol=1e-6)
-    np.testing.assert_allclose(out["repeated_share"], [0, 0, 0.5])
-    repetition = np.clip(1 - (out["repeated_share"] - [REPETITION_ALLOWANCE[d] for d in domains]) / REPETITION_WIDTH,
-                         0, 1)
-    assert repetition[2] == 0 and (repetition[:2] == 1).all()
-    gate_wf = np.minimum(1, well_formed / [gates[0][d] for d in domains]) * repetition
-    q = gate_wf * np.minimum(1, on_domain / gates[1])
+    np.testing.assert_allclose(out["stutter_share"], [0, 0, 0.5, 0])
+    np.testing.assert_allclose(out["echo_share"], [0, 0, 0.5, 4 / 9])
+    q = _q(out, well_formed, on_domain, domains, gates)
+    assert (q[2:] == 0).all()
     np.testing.assert_allclose(out["score"], FLOOR + q * (expected_sentiment - FLOOR), rtol=1e-6)
     assert out["domain"] == [DOMAINS[k] for k in domain_probs.argmax(-1)]
     assert (out["score"] <= out["sentiment"] + 1e-9).all()
@@ -77,8 +92,7 @@ def test_score_combines_the_columns_as_documented(tiny_judge, gates, monkeypatch
     assert "on_domain" not in without
     as_likeliest = np.clip(tiny_judge.sentiment.predict(judged, without["domain"]), -4, 4)
     np.testing.assert_allclose(without["sentiment"], as_likeliest, rtol=1e-6)
-    likeliest_q = np.minimum(1, well_formed / [gates[0][d] for d in without["domain"]]) * np.clip(
-        1 - (out["repeated_share"] - [REPETITION_ALLOWANCE[d] for d in without["domain"]]) / REPETITION_WIDTH, 0, 1)
+    likeliest_q = _q(without, well_formed, None, without["domain"], gates)
     np.testing.assert_allclose(without["score"], FLOOR + likeliest_q * (as_likeliest - FLOOR), rtol=1e-6)
 
 
@@ -163,7 +177,8 @@ def test_shipped_judge_is_small_and_self_describing(shipped):
     size = (JUDGE_DIR / "model.safetensors").stat().st_size
     assert size <= 30 * 1024 * 1024 and size == metrics["checkpoint_bytes"]
     assert (JUDGE_DIR / SENTIMENT_FILE).stat().st_size == metrics["sentiment_bytes"]
-    assert isinstance(judge.sentiment, SentimentRidge)
+    assert (JUDGE_DIR / DOMAIN_FILE).stat().st_size == metrics["domain_linear_bytes"]
+    assert isinstance(judge.sentiment, SentimentRidge) and isinstance(judge.domain, DomainLinear)
     assert isinstance(judge.model, GPT2ForSequenceClassification)
     assert judge.tokenizer.padding_side == "right"
     assert metrics["rebuild"].startswith("python -m course_utils.judge.train") and metrics["train_seconds"] > 0
@@ -237,12 +252,24 @@ def test_shipped_judge_scores_degenerate_text_low(shipped):
     for key in ("all", "heldout_families", "repetition_families", "lowest_family"):
         assert result[key] == pytest.approx(metrics["test_battery"][key], abs=0.01), key
     # the issues' examples: once higher than every real positive review of the held-out set; a sentence said
-    # three times; a glowing phone review said three times, asked for as a movie review
+    # three times; a glowing phone review, once and said three times, asked for as a movie review
     once, phone = "A gorgeous, witty, seductive movie.", "I love this phone, works great."
-    scores = judge.score(["great great great great great", once, " ".join([once] * 3), " ".join([phone] * 3)],
-                         domains=["movie"] * 4)["score"]
-    assert scores[0] < result["positive_median"]["movie"] and scores[3] < result["positive_median"]["movie"]
+    scores = judge.score(["great great great great great", once, " ".join([once] * 3), " ".join([phone] * 3), phone],
+                         domains=["movie"] * 5)["score"]
+    assert (scores[[0, 3, 4]] < result["positive_median"]["movie"]).all()
     assert scores[2] <= scores[1] + 0.01
+
+
+@needs_judge
+@pytest.mark.parametrize("split", ["test", pytest.param("validation", marks=pytest.mark.xfail(
+    strict=True, reason="issue 22 target missed in one training family: 0.945 of shuffled texts made from "
+                        "validation texts score below the median, 11 of 200, mostly tweets that the well-formedness "
+                        "column takes for real (0.13 to 0.9) at a tweet gate of 0.02"))])
+def test_every_family_of_the_battery_mostly_below_the_median(shipped, split):
+    """The issue's bar, family by family, as metrics.json states it: at least 95 % of every
+    family, held-out and repetition families included, below the real positive median."""
+    families = shipped[0][f"{split}_battery"]["per_family"]
+    assert {f: r["below_median"] for f, r in families.items() if r["below_median"] < 0.95} == {}
 
 
 @needs_judge

@@ -12,6 +12,7 @@ from course_utils import judge, preferences
 from course_utils.judge import degenerate, repetition
 from course_utils.judge import train as train_judge
 from course_utils.models import load_tokenizer
+from course_utils.judge.domain import DomainLinear
 from course_utils.judge.sentiment import SentimentRidge
 from misuse import Case
 
@@ -32,6 +33,17 @@ def tiny_ridge() -> SentimentRidge:
 
 
 @functools.cache
+def tiny_domain() -> DomainLinear:
+    return DomainLinear.fit(["a good film", "a bad phone"], ["movie", "product"], tiny_ridge().idf, max_iter=5)
+
+
+def fit_domain(texts=("a good film", "a bad phone"), domains=("movie", "product"), idf=None, **kwargs):
+    return DomainLinear.fit(list(texts) if isinstance(texts, tuple) else texts,
+                            list(domains) if isinstance(domains, tuple) else domains,
+                            tiny_ridge().idf if idf is None else idf, max_iter=5, **kwargs)
+
+
+@functools.cache
 def tiny_judge(labels=judge.LABELS) -> judge.Judge:
     tok = tokenizer()
     config = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=16, n_layer=1, n_head=2,
@@ -39,7 +51,7 @@ def tiny_judge(labels=judge.LABELS) -> judge.Judge:
                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(0)
     model = GPT2ForSequenceClassification(config)
-    return judge.Judge(model, tok, tiny_ridge()) if labels == judge.LABELS else model
+    return judge.Judge(model, tok, tiny_ridge(), tiny_domain()) if labels == judge.LABELS else model
 
 
 RATINGS = [[1, 2], [0], [-1, 3]]
@@ -52,7 +64,8 @@ CASES = [
     Case("judge.train.main", lambda: train_judge.main(["--steps", "0", "--out", "/nonexistent/judge",
                                                         "--checkpoint-dir", "/nonexistent/ckpt"]), ValueError, "steps"),
     Case("judge.repetition.collapse", lambda: repetition.collapse(["a", "list"]), TypeError, "text"),
-    Case("judge.repetition.repeated_share", lambda: repetition.repeated_share(None), TypeError, "text"),
+    Case("judge.repetition.stutter_share", lambda: repetition.stutter_share(None), TypeError, "text"),
+    Case("judge.repetition.echo_share", lambda: repetition.echo_share(b"bytes"), TypeError, "text"),
     Case("judge.repetition.measure", lambda: repetition.measure(3), TypeError, "text"),
     Case("judge.degenerate.word_repeat", lambda: degenerate.word_repeat("good film", 0, ["a text"]), TypeError, "rng"),
     Case("judge.degenerate.word_salad", lambda: degenerate.word_salad("good film", np.random.default_rng(0),
@@ -92,8 +105,26 @@ CASES = [
     Case("judge.encode", lambda: judge.encode(tokenizer(), ["a text"]), TypeError, "text"),
     Case("judge.encode", lambda: judge.encode(tokenizer(), "a text", max_length=0), ValueError, "max_length"),
     Case("judge.pad_right", lambda: judge.pad_right([], 1), ValueError, "seqs"),
-    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge(("sentiment",)), tokenizer(), tiny_ridge()),
-         ValueError, "model"),
+    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge(("sentiment",)), tokenizer(), tiny_ridge(),
+                                                      tiny_domain()), ValueError, "model"),
+    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge().model, tokenizer(), tiny_ridge(), tiny_ridge()),
+         TypeError, "domain"),
+    # the judge's second opinion on the domain
+    Case("judge.domain.DomainLinear.fit", lambda: fit_domain(texts="a text"), TypeError, "texts"),
+    Case("judge.domain.DomainLinear.fit", lambda: fit_domain(domains=["movie"]), ValueError, "domains"),
+    Case("judge.domain.DomainLinear.fit", lambda: fit_domain(domains=["movie", "poem"]), ValueError, "domains"),
+    Case("judge.domain.DomainLinear.fit", lambda: fit_domain(domains=["movie", "movie"]), ValueError,
+         "two different domains"),
+    Case("judge.domain.DomainLinear.fit", lambda: fit_domain(idf=torch.ones(3)), ValueError, "idf"),
+    Case("judge.domain.DomainLinear.fit", lambda: fit_domain(l2=0), ValueError, "l2"),
+    Case("judge.domain.DomainLinear.predict_proba", lambda: tiny_domain().predict_proba("a text"), TypeError,
+         "texts"),
+    Case("judge.domain.DomainLinear.__init__", lambda: DomainLinear(torch.zeros(3, 4), torch.zeros(4),
+                                                                    torch.zeros(3), 1e-5), ValueError, "weights"),
+    Case("judge.domain.DomainLinear.save", lambda: tiny_domain().save("/nonexistent/judge"), FileNotFoundError,
+         "folder"),
+    Case("judge.domain.DomainLinear.load", lambda: DomainLinear.load("/nonexistent/judge"), FileNotFoundError,
+         "does not exist"),
     # the judge's sentiment
     Case("judge.sentiment.SentimentRidge.fit", lambda: fit("a text", ["movie"], [1.0]), TypeError, "texts"),
     Case("judge.sentiment.SentimentRidge.fit", lambda: fit(["a", "b"], ["movie"], [1.0, 2.0]), ValueError,
@@ -113,7 +144,8 @@ CASES = [
          ValueError, "weights"),
     Case("judge.sentiment.SentimentRidge.save", lambda: tiny_ridge().save("/nonexistent/judge"), FileNotFoundError,
          "folder"),
-    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge().model, tokenizer(), None), TypeError, "sentiment"),
+    Case("judge.Judge.__init__", lambda: judge.Judge(tiny_judge().model, tokenizer(), None, tiny_domain()), TypeError,
+         "sentiment"),
     Case("judge.Judge.load", lambda: judge.Judge.load(path="/nonexistent/judge"), FileNotFoundError, "path"),
     Case("judge.Judge.logits", lambda: tiny_judge().logits("a text"), TypeError, r"Judge\.logits: texts"),
     Case("judge.Judge.logits", lambda: tiny_judge().logits(["a"], batch_size=0), ValueError, "batch_size"),

@@ -1,8 +1,9 @@
-"""The judge's repetition measure: what ``collapse`` keeps and what ``repeated_share`` counts."""
+"""The judge's repetition measure: what ``collapse`` keeps, and what ``stutter_share`` and
+``echo_share`` count."""
 
 import pytest
 
-from course_utils.judge.repetition import NGRAM, collapse, measure, repeated_share
+from course_utils.judge.repetition import NGRAM, collapse, echo_share, measure, stutter_share
 
 ONCE = "A gorgeous, witty, seductive movie."
 
@@ -23,22 +24,30 @@ def test_repeats_inside_a_text_collapse_and_the_rest_stays():
     assert collapse("") == ""
 
 
-def test_the_share_grows_with_every_copy_and_is_zero_without_repeats():
-    assert repeated_share("no repeats here at all") == 0.0
-    assert repeated_share("") == 0.0
-    shares = [repeated_share(" ".join([ONCE] * k)) for k in (1, 2, 3, 4)]
+@pytest.mark.parametrize("share", [stutter_share, echo_share])
+def test_both_shares_grow_with_every_copy_and_are_zero_without_repeats(share):
+    assert share("no repeats here at all") == 0.0
+    assert share("") == 0.0
+    shares = [share(" ".join([ONCE] * k)) for k in (1, 2, 3, 4)]
     assert shares == sorted(shares) and shares[0] == 0.0
     assert shares[1] == pytest.approx(0.5) and shares[3] == pytest.approx(0.75)
 
 
-def test_a_sentence_said_again_further_on_counts():
+def test_a_stutter_is_a_phrase_said_again_directly():
+    text = "this camera has a great feel great feel and weight to it"     # 12 words, 2 of them a copy
+    assert stutter_share(text) == pytest.approx(2 / 12)
+    assert echo_share(text) == 0.0                                        # the copy runs for 2 words, not NGRAM
+    assert stutter_share("so so good, yay yay yay :) :)") == 0.0           # one word said again: people write that
+
+
+def test_an_echo_is_a_run_of_words_said_again_further_on():
     text = "the plot is thin but the cast is wonderful . the plot is thin"
-    words = text.split()
-    assert repeated_share(text) == pytest.approx(4 / len(words))
-    assert NGRAM == 4 and repeated_share("the cast is good and the cast is bad") == 0.0  # 3 words: no run of 4
+    assert echo_share(text) == pytest.approx(4 / len(text.split()))
+    assert stutter_share(text) == 0.0                                     # not directly after itself
+    assert NGRAM == 4 and echo_share("the cast is good and the cast is bad") == 0.0  # 3 words: no run of 4
 
 
-@pytest.mark.parametrize("fn", [collapse, repeated_share])
+@pytest.mark.parametrize("fn", [collapse, stutter_share, echo_share, measure])
 def test_misuse(fn):
     with pytest.raises(TypeError, match="text must be a string"):
         fn(["a list"])
@@ -46,8 +55,6 @@ def test_misuse(fn):
         fn(None)
 
 
-def test_measure_is_collapse_and_share_in_one_pass():
-    text = "I love it. I love it. Buy it."
-    assert measure(text) == (collapse(text), repeated_share(text))
-    with pytest.raises(TypeError, match="measure: text must be a string"):
-        measure(3)
+def test_measure_is_collapse_and_both_shares_in_one_pass():
+    for text in ("I love it. I love it. Buy it.", "the plot is thin but the cast is wonderful . the plot is thin", ""):
+        assert measure(text) == (collapse(text), stutter_share(text), echo_share(text))

@@ -7,11 +7,13 @@ proxy reward model a notebook trains, and measured against held-out human labels
 reported beside it as a second, independent opinion; it is not an input of the judge.
 ``python -m course_utils.judge.train`` rebuilds it (see ``course_utils.judge.train``).
 
-The judge has two parts, saved side by side in ``JUDGE_DIR``:
+The judge has three fitted parts, saved side by side in ``JUDGE_DIR``:
 
 - its sentiment, a ridge regression on the text's word and character n-grams and the
   AFINN lexicon, one copy of the features per domain (``course_utils.judge.sentiment``):
   the predicted mean human rating of the text as a text of its domain;
+- a linear classifier on the same n-grams, a second opinion on the text's domain
+  (``course_utils.judge.domain``);
 - a ``GPT2ForSequenceClassification`` that tells the domain and whether the text is
   real writing. Its output columns are named in ``config.id2label``:
 
@@ -26,13 +28,13 @@ The judge has two parts, saved side by side in ``JUDGE_DIR``:
 
 The transformer's input is the text (whitespace stripped) followed by the end-of-text token, as a
 generated response ends; the head reads the last real token, that end token.
-``Judge.score`` combines the columns, and a third part measured without any fitting, the
-share of the text that repeats itself (``course_utils.judge.repetition``), into the judge
-score that notebooks report.
+``Judge.score`` combines the columns, the two opinions on the domain, and a part measured
+without any fitting, how much of the text repeats itself (``course_utils.judge.repetition``),
+into the judge score that notebooks report.
 
-The package holds the judge's pieces: ``sentiment`` (the ridge regression), ``repetition``,
-``degenerate`` (the rules of degenerate text, for training negatives and the battery) and
-``train`` (the rebuild script).
+The package holds the judge's pieces: ``sentiment`` (the ridge regression), ``domain``,
+``repetition``, ``degenerate`` (the rules of degenerate text, for training negatives and the
+battery) and ``train`` (the rebuild script).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import torch
 
 from .. import _checks
 from ..data import DOMAINS
+from .domain import DomainLinear
 from .repetition import measure as measure_repetition
 from .sentiment import SentimentRidge
 
@@ -58,11 +61,15 @@ FLOOR = -5.0                      # one below the rating scale: where degenerate
 # at most 0.01 agreement with people in every domain (``judge.train`` measures both on both splits).
 # P(well-formed) at or above which a text of the domain keeps its whole sentiment (tweets, informal, need a low one)
 WELL_FORMED_GATE = {"movie": 0.1, "tweet": 0.02, "product": 0.1, "editorial": 0.1}
-ON_DOMAIN_GATE = 0.01             # likewise P(requested domain)
-# Repetition: the share of a text that says a phrase again (``repetition.repeated_share``) that real texts of the
-# domain reach (the 99.5th percentile of the training split's movie reviews and tweets, the 99.8th of its product
-# reviews and editorials), and how much more sends a text to the floor.
-REPETITION_ALLOWANCE = {"movie": 0.0, "tweet": 0.286, "product": 0.178, "editorial": 0.132}
+ON_DOMAIN_GATE = 0.03             # likewise P(requested domain), the two opinions combined
+# The two opinions on the domain, p(d) ∝ p_transformer(d)^a p_linear(d)^b: (a, b) the quarter steps with the lowest
+# validation log-loss of the true domain (0.118, against 0.154 for the transformer alone and 0.267 for the linear model).
+DOMAIN_POWERS = (0.5, 0.75)
+# Repetition: the shares of a text that stutter and that echo (``repetition``) which real texts of the domain reach
+# (the 99.5th percentile of the training split's movie reviews and tweets, the 99.8th of its product reviews and
+# editorials), and how much more sends a text to the floor.
+STUTTER_ALLOWANCE = {"movie": 0.0, "tweet": 0.125, "product": 0.0, "editorial": 0.0}
+ECHO_ALLOWANCE = {"movie": 0.0, "tweet": 0.251, "product": 0.172, "editorial": 0.08}
 REPETITION_WIDTH = 0.1
 
 
@@ -121,15 +128,17 @@ def pad_right(seqs: list[list[int]], pad_id: int) -> dict:
 class Judge:
     """The shipped judge: ``Judge.load().score(texts, domains)``."""
 
-    def __init__(self, model, tokenizer, sentiment: SentimentRidge):
+    def __init__(self, model, tokenizer, sentiment: SentimentRidge, domain: DomainLinear):
         if not isinstance(sentiment, SentimentRidge):
             raise TypeError(f"Judge: sentiment must be a SentimentRidge, got {type(sentiment).__name__}")
+        if not isinstance(domain, DomainLinear):
+            raise TypeError(f"Judge: domain must be a DomainLinear, got {type(domain).__name__}")
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         if tuple(id2label[i] for i in range(len(id2label))) != LABELS:
             raise ValueError(f"Judge: model is not a judge, its output columns are {list(id2label.values())}")
         if model.config.pad_token_id is None or model.config.pad_token_id == tokenizer.eos_token_id:
             raise ValueError("Judge: the model needs a pad token distinct from its end token")
-        self.model, self.tokenizer, self.sentiment = model.eval(), tokenizer, sentiment
+        self.model, self.tokenizer, self.sentiment, self.domain = model.eval(), tokenizer, sentiment, domain
         self.domains = DOMAINS
 
     @classmethod
@@ -143,7 +152,7 @@ class Judge:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         tokenizer.padding_side = "right"
         model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
-        return cls(model.to(device), tokenizer, SentimentRidge.load(path))
+        return cls(model.to(device), tokenizer, SentimentRidge.load(path), DomainLinear.load(path))
 
     @torch.no_grad()
     def logits(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
@@ -171,15 +180,20 @@ class Judge:
         - ``sentiment``: the judge's estimate of the mean human rating (-4..+4), the
           ridge regression's prediction for the text as a text of its requested domain
           (of its most likely domain when no domains are given), clipped to the scale;
-        - ``domain``: the most likely domain's name; ``domain_probs``: ``[N, 4]``;
+        - ``domain``: the most likely domain's name; ``domain_probs``: ``[N, 4]``, the two
+          opinions on the domain combined as a product of tempered experts,
+          ``p(d) ∝ p_transformer(d)^a p_linear(d)^b`` with ``(a, b) = DOMAIN_POWERS``
+          (``domain.DomainLinear`` is the linear one);
         - ``well_formed``: P(real human writing), from the ``well_formed`` column;
-        - ``on_domain`` (only when ``domains`` is given): P(the text is of its requested domain);
-        - ``repeated_share``: the share of the text that repeats itself (``repetition.repeated_share``);
+        - ``on_domain`` (only when ``domains`` is given): ``domain_probs`` of the requested domain;
+        - ``stutter_share`` and ``echo_share``: how much of the text says a phrase again directly
+          after itself, and says a run of words again further on (``repetition``);
         - ``score``: the gold reward that notebooks report,
 
               score = FLOOR + q (sentiment - FLOOR),
               q = min(1, well_formed / WELL_FORMED_GATE[d]) * min(1, on_domain / ON_DOMAIN_GATE)
-                  * clip(1 - (repeated_share - REPETITION_ALLOWANCE[d]) / REPETITION_WIDTH, 0, 1),
+                  * clip(1 - (stutter_share - STUTTER_ALLOWANCE[d]) / REPETITION_WIDTH, 0, 1)
+                  * clip(1 - (echo_share - ECHO_ALLOWANCE[d]) / REPETITION_WIDTH, 0, 1),
 
           with FLOOR = -5, one below the rating scale (the on-domain factor is 1 when no
           domains are given; d the requested, else the most likely, domain). A text the judge
@@ -189,9 +203,9 @@ class Judge:
           the bottom of the scale, however positive its words. The gates are set low so that
           few real texts are penalised: see ``metrics.json`` for what the penalty costs.
 
-        Every column but ``repeated_share`` is computed on the text with its repeats collapsed
+        Every column but the two shares is computed on the text with its repeats collapsed
         (``repetition.collapse``): a text said k times is judged as the text said once, then
-        pulled down by its larger repeated share, so repetition never raises a score.
+        pulled down by its larger shares, so repetition never raises a score.
         """
         _check_texts(texts, "Judge.score")
         if domains is not None:
@@ -204,24 +218,26 @@ class Judge:
             if unknown:
                 raise ValueError(f"Judge.score: domains must be among {DOMAINS}, got {unknown}")
         texts = list(texts)
-        collapsed, shares = zip(*map(measure_repetition, texts)) if texts else ((), ())
+        collapsed, stutter, echo = zip(*map(measure_repetition, texts)) if texts else ((), (), ())
         unique = {t: i for i, t in enumerate(dict.fromkeys(collapsed))}   # each distinct text runs once
-        logits = self.logits(list(unique), batch_size)[[unique[t] for t in collapsed]] if texts \
-            else torch.zeros((0, len(LABELS)))
-        domain_probs = torch.softmax(logits[:, len(RATING_LABELS):-1], dim=-1).double().numpy()
+        rows = [unique[t] for t in collapsed]
+        logits = self.logits(list(unique), batch_size)[rows] if texts else torch.zeros((0, len(LABELS)))
+        transformer = torch.softmax(logits[:, len(RATING_LABELS):-1], dim=-1).double().numpy()
+        linear = self.domain.predict_proba(list(unique))[rows]
+        domain_probs = transformer ** DOMAIN_POWERS[0] * linear ** DOMAIN_POWERS[1]
+        domain_probs /= domain_probs.sum(axis=1, keepdims=True) if texts else 1.0
         out = {"domain": [DOMAINS[k] for k in domain_probs.argmax(-1)] if texts else [],
                "domain_probs": domain_probs,
                "well_formed": torch.sigmoid(logits[:, -1]).double().numpy(),
-               "repeated_share": np.array(shares, dtype=float)}
+               "stutter_share": np.array(stutter, dtype=float), "echo_share": np.array(echo, dtype=float)}
         as_domain = list(domains) if domains is not None else out["domain"]
         asked = list(zip(collapsed, as_domain))
         unique = {pair: i for i, pair in enumerate(dict.fromkeys(asked))}   # and each distinct (text, domain) once
         sentiment = self.sentiment.predict([t for t, _ in unique], [d for _, d in unique]) if texts else np.zeros(0)
         out["sentiment"] = np.clip(sentiment[[unique[pair] for pair in asked]], -4.0, 4.0)
-        allowance = np.array([REPETITION_ALLOWANCE[d] for d in as_domain], dtype=float)
-        gate = np.array([WELL_FORMED_GATE[d] for d in as_domain], dtype=float)
-        q = np.minimum(1.0, out["well_formed"] / gate) \
-            * np.clip(1.0 - (out["repeated_share"] - allowance) / REPETITION_WIDTH, 0.0, 1.0)
+        q = np.minimum(1.0, out["well_formed"] / [WELL_FORMED_GATE[d] for d in as_domain])
+        for share, allowance in (("stutter_share", STUTTER_ALLOWANCE), ("echo_share", ECHO_ALLOWANCE)):
+            q = q * np.clip(1.0 - (out[share] - [allowance[d] for d in as_domain]) / REPETITION_WIDTH, 0.0, 1.0)
         if domains is not None:
             out["on_domain"] = domain_probs[np.arange(len(texts)), [DOMAINS.index(d) for d in domains]] \
                 if texts else np.zeros(0)

@@ -15,7 +15,7 @@ borrow words). Two sets of families:
   (``repetition``), never from these rules.
 
 The battery also holds ``off_domain`` items, a real positive text of one domain requested
-as another domain (the judge's domain head must notice), and ``off_domain_repeat`` items,
+as another domain (the judge's two opinions on the domain must notice), and ``off_domain_repeat`` items,
 the same said 2 to 3 times.
 """
 

@@ -128,6 +128,31 @@ def _idf(counts: list[list[dict]]) -> torch.Tensor:
     return torch.log((1 + len(counts)) / (1 + df)) + 1
 
 
+def _tfidf(text: str, idf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``f(x)`` without the lexicon: the buckets and float64 values of the text's TF-IDF word
+    and character n-grams, each kind L2-normalised (a bucket can appear once per kind)."""
+    idx, vals = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, dtype=torch.float64)]
+    for c in _hashed_counts(text):
+        if c:
+            i = torch.tensor(list(c))
+            v = (1 + torch.log(torch.tensor(list(c.values()), dtype=torch.float64))) * idf[i].double()
+            idx.append(i)
+            vals.append(v / v.norm())
+    return torch.cat(idx), torch.cat(vals)
+
+
+def _tfidf_matrix(texts: list[str], idf: torch.Tensor) -> torch.Tensor:
+    """``_tfidf`` of every text as a sparse ``[N, 2**HASH_BITS]`` float64 matrix."""
+    rows, cols, vals = [], [], []
+    for r, text in enumerate(texts):
+        i, v = _tfidf(text, idf)
+        rows.append(torch.full((len(i),), r))
+        cols.append(i)
+        vals.append(v)
+    return torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
+                                   size=(len(texts), 1 << HASH_BITS), check_invariants=True).coalesce()
+
+
 def _features(texts: list[str], domains: list[str], idf: torch.Tensor) -> torch.Tensor:
     """``phi`` of every text as a sparse ``[N, 5 * 2**HASH_BITS + 5 * N_LEXICON + 4]`` float64 matrix."""
     width = 1 << HASH_BITS
@@ -135,15 +160,8 @@ def _features(texts: list[str], domains: list[str], idf: torch.Tensor) -> torch.
     base = 5 * width
     for text, domain in zip(texts, domains):
         k = DOMAINS.index(domain)
-        row_cols, row_vals = [], []
-        for c in _hashed_counts(text):
-            if not c:
-                continue
-            idx = torch.tensor(list(c))
-            v = (1 + torch.log(torch.tensor(list(c.values()), dtype=torch.float64))) * idf[idx]
-            v = v / v.norm()
-            row_cols += [idx, idx + (1 + k) * width]
-            row_vals += [v, v]
+        idx, v = _tfidf(text, idf)
+        row_cols, row_vals = [idx, idx + (1 + k) * width], [v, v]
         lex = torch.from_numpy(_lexicon_features(text))
         row_cols += [base + torch.arange(N_LEXICON), base + (1 + k) * N_LEXICON + torch.arange(N_LEXICON),
                      torch.tensor([base + 5 * N_LEXICON + k])]

@@ -5,10 +5,11 @@
 A rebuild script, as ``pretrain`` is: its one public entry point is ``main`` (the
 command line, which argparse checks); the steps below are private to it.
 
-Two parts are fitted, from training-split data only:
+Three parts are fitted, from training-split data only:
 
 - the judge's sentiment, ``sentiment.SentimentRidge`` fitted to the texts' mean
-  ratings (half a minute; ``--sentiment-only`` refits it beside an existing transformer);
+  ratings, and on its features the linear domain model, ``domain.DomainLinear``
+  (a few minutes together; ``--sentiment-only`` refits both beside an existing transformer);
 - the transformer, which starts from the tiny base's backbone and learns:
 
   - the ratings: cross-entropy of its 9 rating columns against each text's histogram
@@ -47,9 +48,10 @@ import torch
 
 from ..data import DOMAINS, load_corpus
 from .degenerate import TRAIN_FAMILIES, battery, corrupt
-from . import (DOMAIN_LABELS, FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, RATING_LABELS, REPETITION_ALLOWANCE,
-               REPETITION_WIDTH, WELL_FORMED_GATE, Judge,
-                    encode, pad_right, vader_scores)
+from . import (DOMAIN_LABELS, DOMAIN_POWERS, ECHO_ALLOWANCE, FLOOR, JUDGE_DIR, LABELS, ON_DOMAIN_GATE, RATING_LABELS,
+               REPETITION_WIDTH, STUTTER_ALLOWANCE, WELL_FORMED_GATE, Judge, encode, pad_right, vader_scores)
+from .domain import FILE as DOMAIN_FILE
+from .domain import DomainLinear
 from ..preferences import (PAIR_SEED, agreement_by_domain, ceiling_by_domain, pairwise_agreement, rating_histograms,
                           same_domain_pairs)
 from .sentiment import FILE as SENTIMENT_FILE
@@ -287,7 +289,8 @@ def main(argv=None):
     parser.add_argument("--layers", type=int, default=0, help="judge depth, a multiple of the base's (0: the base's)")
     parser.add_argument("--alpha", type=float, default=2.0, help="the sentiment ridge's penalty")
     parser.add_argument("--sentiment-only", action="store_true",
-                        help="refit the sentiment ridge beside the transformer in --out, then measure; "
+                        help="refit the sentiment ridge and the linear domain model beside the transformer in "
+                             "--out, then measure; "
                              "no transformer training")
     parser.add_argument("--cross-validate", action="store_true",
                         help="measure the sentiment ridge against VADER by 5-fold cross-validation over the "
@@ -355,11 +358,14 @@ def main(argv=None):
 
 
 def _fit_sentiment(alpha: float, out) -> int:
-    """Fit the sentiment ridge on the training split, save it into ``out``; its seconds."""
+    """Fit the sentiment ridge, then the linear domain model on its features, on the
+    training split; save both into ``out``; their seconds."""
     t0 = time.time()
     train_set = load_corpus("train")
-    SentimentRidge.fit(list(train_set["text"]), list(train_set["domain"]), train_set["mean_rating"],
-                       alpha=alpha).save(out)
+    texts, domains = list(train_set["text"]), list(train_set["domain"])
+    sentiment = SentimentRidge.fit(texts, domains, train_set["mean_rating"], alpha=alpha)
+    sentiment.save(out)
+    DomainLinear.fit(texts, domains, sentiment.idf).save(out)
     return round(time.time() - t0)
 
 
@@ -418,7 +424,8 @@ def _measure(path, skip_test: bool = False) -> dict:
     split and, unless ``skip_test``, on the test split."""
     judge = Judge.load(path=path)
     out = {"score": {"floor": FLOOR, "well_formed_gate": WELL_FORMED_GATE, "on_domain_gate": ON_DOMAIN_GATE,
-                     "repetition_allowance": REPETITION_ALLOWANCE, "repetition_width": REPETITION_WIDTH},
+                     "domain_powers": DOMAIN_POWERS, "stutter_allowance": STUTTER_ALLOWANCE,
+                     "echo_allowance": ECHO_ALLOWANCE, "repetition_width": REPETITION_WIDTH},
            "pairs": {"per_domain": N_PAIRS, "seed": PAIR_SEED,
                      "label": "one random rater per text, ties dropped; exact expectation (preferences eq. 2)"}}
     splits = ("validation",) if skip_test else ("validation", "test")
@@ -433,6 +440,7 @@ def _measure(path, skip_test: bool = False) -> dict:
         _print_battery(out[f"{split}_battery"])
     out["checkpoint_bytes"] = (Path(path) / "model.safetensors").stat().st_size
     out["sentiment_bytes"] = (Path(path) / SENTIMENT_FILE).stat().st_size
+    out["domain_linear_bytes"] = (Path(path) / DOMAIN_FILE).stat().st_size
     return out
 
 
