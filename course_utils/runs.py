@@ -57,7 +57,7 @@ _RUN_OF = weakref.WeakKeyDictionary()   # model -> the run folder its loader loa
 # included) on the 2-core CPU machine, per profile: cpu as committed (notebook metadata, course.seconds;
 # tests/test_runs_dir.py checks them), smoke as the README's column (nbval, one notebook after another). The gpu
 # profile has not been timed.
-NOTEBOOK_SECONDS = {"01": {"smoke": 78, "cpu": 213}, "02": {"smoke": 96, "cpu": 117}, "03": {"smoke": 69, "cpu": 717},
+NOTEBOOK_SECONDS = {"01": {"smoke": 78, "cpu": 185}, "02": {"smoke": 96, "cpu": 965}, "03": {"smoke": 69, "cpu": 449},
                     "04": {"smoke": 46, "cpu": 126}, "05": {"smoke": 47, "cpu": 113}, "07": {"smoke": 52, "cpu": 219},
                     "08": {"smoke": 54, "cpu": 238}}
 SFT_MAX_LENGTH = 96       # notebook 01: prompt (21 tokens) + response + end
