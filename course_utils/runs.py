@@ -59,7 +59,7 @@ _RUN_OF = weakref.WeakKeyDictionary()   # model -> the run folder its loader loa
 # profile has not been timed.
 NOTEBOOK_SECONDS = {"01": {"smoke": 78, "cpu": 185}, "02": {"smoke": 96, "cpu": 965}, "03": {"smoke": 69, "cpu": 449},
                     "04": {"smoke": 46, "cpu": 467}, "05": {"smoke": 47, "cpu": 619}, "07": {"smoke": 52, "cpu": 296},
-                    "08": {"smoke": 54, "cpu": 198}}
+                    "08": {"smoke": 54, "cpu": 149}}
 SFT_MAX_LENGTH = 96       # notebook 01: prompt (21 tokens) + response + end
 # notebook 02's reward model, per profile: tokens per text (prompt + response; smoke truncates the longest
 # tenth of the texts to fit a minute), optimiser steps (each pair seen once) and learning rate
