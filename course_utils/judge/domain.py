@@ -15,14 +15,13 @@ transformer's columns as a product of two experts (each tempered to the power 1/
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data import DOMAINS
-from .sentiment import HASH_BITS, _tfidf_matrix
+from .sentiment import HASH_BITS, _load_tensors, _save_tensors, _tfidf_matrix
 
 FILE = "domain_linear.safetensors"
 
@@ -89,30 +88,17 @@ class DomainLinear:
 
     def save(self, folder) -> None:
         """Write ``FILE`` into ``folder`` atomically (fp16 weights)."""
-        from safetensors.torch import save_file
-        if not isinstance(folder, (str, os.PathLike)) or not Path(folder).is_dir():
-            raise FileNotFoundError(f"DomainLinear.save: folder {folder!r} is not an existing directory")
-        path = Path(folder) / FILE
-        tmp = path.with_name(f".{FILE}.tmp-{os.getpid()}")
-        save_file({"weights": self.weights.half(), "bias": self.bias, "idf": self.idf.float()}, str(tmp),
-                  metadata={"l2": str(self.l2), "hash_bits": str(HASH_BITS), "domains": ",".join(DOMAINS)})
-        os.replace(tmp, path)
+        _save_tensors("DomainLinear.save", folder, FILE,
+                      {"weights": self.weights.half(), "bias": self.bias, "idf": self.idf.float()},
+                      {"l2": str(self.l2), "hash_bits": str(HASH_BITS), "domains": ",".join(DOMAINS)})
 
     @classmethod
     def load(cls, folder) -> "DomainLinear":
         """The model that ``save`` wrote into ``folder``, its file checked as it is read."""
-        from safetensors import safe_open
+        meta, tensors = _load_tensors("DomainLinear.load", folder, FILE, ("weights", "bias", "idf"), "domain model",
+                                      "python -m course_utils.judge.train --sentiment-only")
         path = Path(folder) / FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"DomainLinear.load: {path} does not exist; "
-                                    "`python -m course_utils.judge.train --sentiment-only` writes it")
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata()
-                weights, bias, idf = f.get_tensor("weights"), f.get_tensor("bias"), f.get_tensor("idf")
-        except Exception as e:  # a truncated or altered file
-            raise ValueError(f"DomainLinear.load: {path} is not a readable domain model ({e})") from None
         if meta.get("hash_bits") != str(HASH_BITS) or meta.get("domains") != ",".join(DOMAINS):
             raise ValueError(f"DomainLinear.load: {path} was fitted for {meta.get('hash_bits')}-bit hashing and "
                              f"domains {meta.get('domains')}; this code uses {HASH_BITS} bits and {DOMAINS}")
-        return cls(weights, bias, idf, float(meta["l2"]))
+        return cls(tensors["weights"], tensors["bias"], tensors["idf"], float(meta["l2"]))

@@ -184,6 +184,31 @@ def _check(texts, domains, where: str) -> None:
         raise ValueError(f"{where}: domains must be among {DOMAINS}, got {unknown}")
 
 
+def _save_tensors(where: str, folder, file: str, tensors: dict, metadata: dict) -> None:
+    """Write ``tensors`` into ``folder/file`` atomically: a temporary file, then a rename."""
+    from safetensors.torch import save_file
+    if not isinstance(folder, (str, os.PathLike)) or not Path(folder).is_dir():
+        raise FileNotFoundError(f"{where}: folder {folder!r} is not an existing directory")
+    path = Path(folder) / file
+    tmp = path.with_name(f".{file}.tmp-{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def _load_tensors(where: str, folder, file: str, names: tuple, what: str, rebuild: str) -> tuple[dict, dict]:
+    """``(metadata, {name: tensor})`` of ``folder/file``, refused with a clear error when the file is
+    missing, truncated or lacks one of ``names``."""
+    from safetensors import safe_open
+    path = Path(folder) / file
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: {path} does not exist; `{rebuild}` writes it")
+    try:
+        with safe_open(str(path), "pt") as f:
+            return f.metadata(), {name: f.get_tensor(name) for name in names}
+    except Exception as e:  # a truncated or altered file
+        raise ValueError(f"{where}: {path} is not a readable {what} ({e})") from None
+
+
 class SentimentRidge:
     """``SentimentRidge.fit(texts, domains, ratings).predict(texts, domains)``."""
 
@@ -236,28 +261,15 @@ class SentimentRidge:
 
     def save(self, folder) -> None:
         """Write ``FILE`` into ``folder`` atomically (fp16 weights; the IDF in fp32)."""
-        from safetensors.torch import save_file
-        if not isinstance(folder, (str, os.PathLike)) or not Path(folder).is_dir():
-            raise FileNotFoundError(f"SentimentRidge.save: folder {folder!r} is not an existing directory")
-        path = Path(folder) / FILE
-        tmp = path.with_name(f".{FILE}.tmp-{os.getpid()}")
-        save_file({"weights": self.weights.half(), "idf": self.idf.float()}, str(tmp),
-                  metadata={"alpha": str(self.alpha), "hash_bits": str(HASH_BITS)})
-        os.replace(tmp, path)
+        _save_tensors("SentimentRidge.save", folder, FILE, {"weights": self.weights.half(), "idf": self.idf.float()},
+                      {"alpha": str(self.alpha), "hash_bits": str(HASH_BITS)})
 
     @classmethod
     def load(cls, folder) -> "SentimentRidge":
         """The model that ``save`` wrote into ``folder``, its file checked as it is read."""
-        from safetensors import safe_open
-        path = Path(folder) / FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"SentimentRidge.load: {path} does not exist; "
-                                    "`python -m course_utils.judge.train` writes it")
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta, weights, idf = f.metadata(), f.get_tensor("weights"), f.get_tensor("idf")
-        except Exception as e:  # a truncated or altered file
-            raise ValueError(f"SentimentRidge.load: {path} is not a readable sentiment model ({e})") from None
+        meta, tensors = _load_tensors("SentimentRidge.load", folder, FILE, ("weights", "idf"), "sentiment model",
+                                      "python -m course_utils.judge.train")
+        weights, idf, path = tensors["weights"], tensors["idf"], Path(folder) / FILE
         if meta.get("hash_bits") != str(HASH_BITS):
             raise ValueError(f"SentimentRidge.load: {path} uses {meta.get('hash_bits')}-bit hashing, "
                              f"this code {HASH_BITS}")
