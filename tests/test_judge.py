@@ -262,9 +262,9 @@ def test_shipped_judge_scores_degenerate_text_low(shipped):
 
 @needs_judge
 @pytest.mark.parametrize("split", ["test", pytest.param("validation", marks=pytest.mark.xfail(
-    strict=True, reason="issue 22 target missed in one training family: 0.945 of shuffled texts made from "
-                        "validation texts score below the median, 11 of 200, mostly tweets that the well-formedness "
-                        "column takes for real (0.13 to 0.9) at a tweet gate of 0.02"))])
+    strict=True, reason="on the validation split, where the gates were chosen, one training family stays under "
+                        "95 %: 0.945 of shuffled texts (11 of 200), mostly tweets that the well-formedness column "
+                        "takes for real (0.13 to 0.9) at a tweet gate of 0.02; the test split's battery holds"))])
 def test_every_family_of_the_battery_mostly_below_the_median(shipped, split):
     """The issue's bar, family by family, as metrics.json states it: at least 95 % of every
     family, held-out and repetition families included, below the real positive median."""
